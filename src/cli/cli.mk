@@ -1,0 +1,1 @@
+# The awq program.

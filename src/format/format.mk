@@ -1,0 +1,2 @@
+# Safetensors, JSON and config.json.
+libawq_internal_la_SOURCES +=
