@@ -204,6 +204,12 @@ typedef struct awq_gemm_w4_params {
 /** Y = (X ⊙ act_scale) · dequant(W) + bias. Queued; read Y back to wait. */
 AWQ_API int awq_gemm_w4(awq_device *dev, const awq_qweight *w, const awq_gemm_w4_params *p);
 
+/* ---- tokenizer (src/tokenizer) -------------------------------------------------------------- */
+
+/* ---- models, forward pass and perplexity (src/model) ------------------------------------------- */
+
+/* ---- quantization pipeline (src/quant) --------------------------------------------------------- */
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,13 @@
+/* awq bench: placeholder until its area lands (see the open issues). */
+#include "config.h"
+
+#include "cli/cli_util.h"
+#include "cli/commands.h"
+
+int awq_cmd_bench(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    cli_error("bench", "this command is not available in this build yet");
+    return 1;
+}

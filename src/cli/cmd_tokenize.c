@@ -1,0 +1,13 @@
+/* awq tokenize: placeholder until its area lands (see the open issues). */
+#include "config.h"
+
+#include "cli/cli_util.h"
+#include "cli/commands.h"
+
+int awq_cmd_tokenize(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    cli_error("tokenize", "this command is not available in this build yet");
+    return 1;
+}
