@@ -300,6 +300,9 @@ static int parse_file(struct awq_safetensors *st, size_t fi, struct awq_errbuf *
         return awq_err_set(err, code, "%s: header length %llu is larger than the file (only %zu bytes follow the "
                            "length field)", f->path, (unsigned long long)n, f->size - 8);
     }
+    if (n == 0)
+        return awq_err_set(err, AWQ_ERR_BAD_JSON, "%s: header length is 0; the header must be a JSON object",
+                           f->path);
     uint64_t data_size = f->size - 8 - n;
 
     json_error_t je;
