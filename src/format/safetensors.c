@@ -258,9 +258,15 @@ static int cmp_entry(const void *a, const void *b)
 static int header_past_end(const struct st_file *f)
 {
     size_t avail = f->size - 8;
+    const unsigned char *p = f->base + 8;
+    size_t i = 0;
+    while (i < avail && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r'))
+        i++;
+    if (i == avail || p[i] != '{')     /* not even the start of a header: the length is wrong */
+        return AWQ_ERR_HEADER_TOO_LARGE;
     json_error_t je;
     json_t *probe = json_loadb((const char *)f->base + 8, avail, JSON_DISABLE_EOF_CHECK | JSON_DECODE_ANY, &je);
-    if (!probe && avail > 0 && is_premature_end(&je))
+    if (!probe && is_premature_end(&je))
         return AWQ_ERR_TRUNCATED;
     json_decref(probe);
     return AWQ_ERR_HEADER_TOO_LARGE;
