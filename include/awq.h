@@ -205,6 +205,48 @@ typedef struct awq_gemm_w4_params {
 AWQ_API int awq_gemm_w4(awq_device *dev, const awq_qweight *w, const awq_gemm_w4_params *p);
 
 /* ---- tokenizer (src/tokenizer) -------------------------------------------------------------- */
+/*
+ * Hugging Face tokenizer.json BPE tokenizers (SentencePiece-style with byte fallback, and byte-level
+ * GPT-2 style), giving the ids of the `tokenizers` library. Results are allocated by the library and
+ * released with awq_free(), so they cross a DLL boundary safely. Text is bytes: any input encodes
+ * (bytes that are not UTF-8 become byte tokens), and decoding returns exact bytes — a lone token can
+ * end inside a UTF-8 character. For streaming output, decode the whole sequence and print what was
+ * added: a token's text may depend on its neighbours (the leading space of the first word).
+ */
+typedef struct awq_tokenizer awq_tokenizer;
+
+/**
+ * Loads `path`: a model directory (tokenizer.json, plus tokenizer_config.json when present) or a
+ * tokenizer.json file. On failure *out is NULL and awq_context_last_error(ctx) says why
+ * (AWQ_ERR_NOT_FOUND, AWQ_ERR_BAD_JSON, AWQ_ERR_BAD_TOKENIZER, AWQ_ERR_UNSUPPORTED naming the field).
+ * The tokenizer does not keep `ctx`.
+ */
+AWQ_API int awq_tokenizer_load(awq_context *ctx, const char *path, awq_tokenizer **out);
+AWQ_API void awq_tokenizer_destroy(awq_tokenizer *tok);
+/** Detail of the last failure of a call on this tokenizer (never NULL; "" when none). */
+AWQ_API const char *awq_tokenizer_last_error(const awq_tokenizer *tok);
+
+/**
+ * Encodes `len` bytes of `text`. add_special: add BOS/EOS as the model's post-processor and
+ * tokenizer_config.json say (the `add_special_tokens=True` of transformers). On success *ids is a
+ * new array of *n_ids ids (never NULL, even when empty): release it with awq_free().
+ */
+AWQ_API int awq_tokenize(awq_tokenizer *tok, const char *text, size_t len, int add_special, int32_t **ids,
+                         size_t *n_ids);
+/**
+ * Decodes ids to text: *text is a new NUL-terminated string of *len bytes (not counting the NUL),
+ * released with awq_free(). skip_special drops special tokens (<s>, <|begin_of_text|>...).
+ * An id outside the vocabulary is AWQ_ERR_BAD_INPUT.
+ */
+AWQ_API int awq_detokenize(awq_tokenizer *tok, const int32_t *ids, size_t n_ids, int skip_special,
+                           char **text, size_t *len);
+/** Number of ids (model vocabulary and added tokens); embeddings may have more rows. */
+AWQ_API int awq_tokenizer_vocab_size(const awq_tokenizer *tok);
+/** Id of the BOS / EOS token, or -1 when the tokenizer has none. */
+AWQ_API int awq_tokenizer_bos(const awq_tokenizer *tok);
+AWQ_API int awq_tokenizer_eos(const awq_tokenizer *tok);
+/** Frees memory returned by libawq (token arrays, text); NULL is a no-op. */
+AWQ_API void awq_free(void *p);
 
 /* ---- models, forward pass and perplexity (src/model) ------------------------------------------- */
 
