@@ -250,9 +250,6 @@ AWQ_API void awq_free(void *p);
 
 /* ---- models, forward pass and perplexity (src/model) ------------------------------------------- */
 
-/** Frees memory the library returned to the caller (generated text, JSON reports). */
-AWQ_API void awq_free(void *p);
-
 typedef struct awq_model awq_model;
 
 typedef struct awq_model_options {

@@ -13,43 +13,13 @@
 #include <string.h>
 
 #include "cpu_internal.h"
+#include "cpu_simd.h"
 #include "quant/q4.h"
 #include "util/half.h"
-
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define CPU_MULTIVERSION __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define CPU_MULTIVERSION
-#endif
-
-/* The vector helpers are always inlined, so the ABI of passing 32-byte vectors never matters. */
-#pragma GCC diagnostic ignored "-Wpsabi"
-
-typedef float v8f __attribute__((vector_size(32)));
-typedef uint32_t v8u __attribute__((vector_size(32)));
 
 #define COLS 64          /* output columns per block */
 #define MTILE 32         /* rows of X per tile in the large-M kernel */
 #define SMALL_M 8        /* up to this many rows: the streaming kernel */
-
-#define AI static inline __attribute__((always_inline))
-
-AI v8f v8f_load(const float *p)
-{
-    v8f v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-AI void v8f_store(float *p, v8f v)
-{
-    memcpy(p, &v, sizeof v);
-}
-
-AI v8f v8f_splat(float x)
-{
-    return (v8f){ x, x, x, x, x, x, x, x };
-}
 
 int cpu_w4_create(void *dev, const struct awq_w4_host *s, void **out)
 {
@@ -306,34 +276,70 @@ struct gemm_job {
     int M, N, K;
 };
 
-CPU_MULTIVERSION
-static float dot(const float *a, const float *b, int n)
+/* A tile of R rows of X by C rows of W: R*C dot products over K, vectorised along K, so each
+ * loaded vector feeds several FMAs. R and C are compile-time constants in each instantiation. */
+AI void dot_tile(const float *x, const float *w, int K, float *out, int ldo, const int R, const int C)
 {
-    v8f s0 = { 0 }, s1 = { 0 };
-    int i = 0;
-    for (; i + 16 <= n; i += 16) {
-        s0 += v8f_load(a + i) * v8f_load(b + i);
-        s1 += v8f_load(a + i + 8) * v8f_load(b + i + 8);
+    v8f acc[4][4];
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++)
+            acc[r][c] = v8f_splat(0);
+    int k = 0;
+    for (; k + 8 <= K; k += 8) {
+        v8f xv[4], wv[4];
+        for (int r = 0; r < R; r++)
+            xv[r] = v8f_load(x + (size_t)r * K + k);
+        for (int c = 0; c < C; c++)
+            wv[c] = v8f_load(w + (size_t)c * K + k);
+        for (int r = 0; r < R; r++)
+            for (int c = 0; c < C; c++)
+                acc[r][c] += xv[r] * wv[c];
     }
-    s0 += s1;
-    float s = ((s0[0] + s0[1]) + (s0[2] + s0[3])) + ((s0[4] + s0[5]) + (s0[6] + s0[7]));
-    for (; i < n; i++)
-        s += a[i] * b[i];
-    return s;
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++) {
+            float t = hsum(acc[r][c]);
+            for (int kk = k; kk < K; kk++)
+                t += x[(size_t)r * K + kk] * w[(size_t)c * K + kk];
+            out[(size_t)r * ldo + c] = t;
+        }
 }
 
 #define GEMM_NB 16   /* output columns (rows of W) per task */
+#define GEMM_MB 64   /* rows of X per task */
+
+CPU_MULTIVERSION
+static void gemm_block(const struct gemm_job *j, int m0, int mb, int n0, int nb, float *out)
+{
+    for (int m = 0; m < mb; m += 4) {
+        int rm = mb - m < 4 ? mb - m : 4;
+        for (int n = 0; n < nb; n += 4) {
+            int rn = nb - n < 4 ? nb - n : 4;
+            const float *x = j->x + (size_t)(m0 + m) * j->K, *w = j->w + (size_t)(n0 + n) * j->K;
+            float *o = out + (size_t)m * GEMM_NB + n;
+            if (rm == 4 && rn == 4)
+                dot_tile(x, w, j->K, o, GEMM_NB, 4, 4);
+            else
+                for (int r = 0; r < rm; r++)
+                    for (int c = 0; c < rn; c++)
+                        dot_tile(x + (size_t)r * j->K, w + (size_t)c * j->K, j->K, o + (size_t)r * GEMM_NB + c,
+                                 GEMM_NB, 1, 1);
+        }
+    }
+}
 
 static void gemm_task(void *arg, size_t task)
 {
     const struct gemm_job *j = arg;
-    int n0 = (int)task * GEMM_NB, nb = j->N - n0 < GEMM_NB ? j->N - n0 : GEMM_NB;
-    float row[GEMM_NB];
-    for (int m = 0; m < j->M; m++) {
-        const float *xm = j->x + (size_t)m * j->K;
+    size_t n_nb = (size_t)(j->N + GEMM_NB - 1) / GEMM_NB;
+    int n0 = (int)(task % n_nb) * GEMM_NB, m0 = (int)(task / n_nb) * GEMM_MB;
+    int nb = j->N - n0 < GEMM_NB ? j->N - n0 : GEMM_NB, mb = j->M - m0 < GEMM_MB ? j->M - m0 : GEMM_MB;
+    float out[GEMM_MB * GEMM_NB];
+    gemm_block(j, m0, mb, n0, nb, out);
+    for (int m = 0; m < mb; m++) {
+        float *row = out + (size_t)m * GEMM_NB;
         for (int c = 0; c < nb; c++)
-            row[c] = dot(xm, j->w + (size_t)(n0 + c) * j->K, j->K) + (j->bias ? j->bias[n0 + c] : 0.0f);
-        size_t off = (size_t)m * j->N + n0;
+            row[c] += j->bias ? j->bias[n0 + c] : 0.0f;
+        size_t off = (size_t)(m0 + m) * j->N + n0;
         if (j->y_type == AWQ_DTYPE_F16)
             awq_f32_to_f16_n(row, (uint16_t *)j->y + off, (size_t)nb);
         else
@@ -353,7 +359,8 @@ int cpu_gemm(void *dev, const struct awq_gemm_args *a)
         return awq_err_set(d->err, AWQ_ERR_OUT_OF_MEMORY, "gemm: no memory to convert operands");
     }
     struct gemm_job j = { x, w, cpu_ptr(a->bias), cpu_ptr(a->y), a->y_type, a->M, a->N, a->K };
-    cpu_pool_run(d->pool, (size_t)(a->N + GEMM_NB - 1) / GEMM_NB, gemm_task, &j);
+    size_t tasks = (size_t)((a->N + GEMM_NB - 1) / GEMM_NB) * (size_t)((a->M + GEMM_MB - 1) / GEMM_MB);
+    cpu_pool_run(d->pool, tasks, gemm_task, &j);
     if (ox)
         free(x);
     if (ow)

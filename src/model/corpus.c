@@ -149,7 +149,7 @@ static int parse_ids(const char *s, size_t len, int vocab, size_t line, const ch
     return 0;
 }
 
-int awq_calib_blocks(const struct awq_tok *tok, const char *path, enum awq_calib_format fmt, int vocab,
+int awq_calib_blocks(const struct awq_tok *tok, const char *path, awq_calib_format fmt, int vocab,
                      int n_samples, int seqlen, int32_t **ids, int *n_blocks, struct awq_calib_stats *stats,
                      struct awq_errbuf *err)
 {
@@ -161,9 +161,9 @@ int awq_calib_blocks(const struct awq_tok *tok, const char *path, enum awq_calib
     int st = awq_read_file(path, MAX_TEXT, &text, &len, err);
     if (st < 0)
         return st;
-    if (fmt == AWQ_CALIB_AUTO)
-        fmt = all_ids(text, len) ? AWQ_CALIB_IDS : AWQ_CALIB_TEXT;
-    enum awq_doc_split mode = fmt == AWQ_CALIB_IDS || !has_blank_line(text, len) ? AWQ_SPLIT_LINES
+    if (fmt == AWQ_CALIB_FORMAT_AUTO)
+        fmt = all_ids(text, len) ? AWQ_CALIB_FORMAT_IDS : AWQ_CALIB_FORMAT_TEXT;
+    enum awq_doc_split mode = fmt == AWQ_CALIB_FORMAT_IDS || !has_blank_line(text, len) ? AWQ_SPLIT_LINES
                                                                                   : AWQ_SPLIT_PARAGRAPHS;
     struct ids all = { 0 }, doc = { 0 };
     size_t pos = 0, b, e, line = 0;
@@ -176,7 +176,7 @@ int awq_calib_blocks(const struct awq_tok *tok, const char *path, enum awq_calib
         if (e == b)
             continue;
         stats->docs_seen++;
-        if (fmt == AWQ_CALIB_IDS) {
+        if (fmt == AWQ_CALIB_FORMAT_IDS) {
             st = parse_ids(text + b, e - b, vocab, line, path, &doc, err);
         } else {
             int32_t *t;

@@ -6,11 +6,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "awq.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 
 enum awq_doc_split { AWQ_SPLIT_AUTO = 0, AWQ_SPLIT_LINES, AWQ_SPLIT_PARAGRAPHS };
-enum awq_calib_format { AWQ_CALIB_AUTO = 0, AWQ_CALIB_TEXT, AWQ_CALIB_IDS };
 
 /* Tokenizes every non-empty line (without its line terminator) with BOS and concatenates. */
 int awq_corpus_lines(const struct awq_tok *tok, const char *path, int32_t **ids, size_t *n,
@@ -25,7 +25,7 @@ struct awq_calib_stats {
  * skipped, the first n_samples concatenated and cut into blocks of seqlen (remainder dropped).
  * An ids file has one document per line of whitespace-separated token ids (AUTO: a file of only
  * digits and whitespace). Fewer tokens than one block is AWQ_ERR_BAD_INPUT. */
-int awq_calib_blocks(const struct awq_tok *tok, const char *path, enum awq_calib_format fmt, int vocab,
+int awq_calib_blocks(const struct awq_tok *tok, const char *path, awq_calib_format fmt, int vocab,
                      int n_samples, int seqlen, int32_t **ids, int *n_blocks, struct awq_calib_stats *stats,
                      struct awq_errbuf *err);
 

@@ -31,11 +31,6 @@ struct awq_model {
             return st_;     \
     } while (0)
 
-AWQ_API void awq_free(void *p)
-{
-    free(p);
-}
-
 AWQ_API void awq_model_options_init(awq_model_options *opt)
 {
     if (!opt)
@@ -398,6 +393,43 @@ static int gen_step(struct awq_model *m, struct gen_state *s, const int32_t *ids
     return awq_buffer_read(s->b.logits, 0, s->logits, (size_t)c->vocab * 4);
 }
 
+/* Length of s without a trailing incomplete UTF-8 sequence. */
+static size_t complete_utf8(const char *s, size_t len)
+{
+    size_t i = len, back = 0;
+    while (i > 0 && back < 4 && ((unsigned char)s[i - 1] & 0xC0) == 0x80) {
+        i--;
+        back++;
+    }
+    if (i == 0)
+        return len;
+    unsigned char lead = (unsigned char)s[i - 1];
+    size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+    return back + 1 < need ? i - 1 : len;
+}
+
+/* Streams the text a new token adds: decodes the whole continuation (a token's text depends on its
+ * neighbours) and hands over what was not printed yet, holding back an incomplete character. */
+static int stream_piece(struct awq_model *m, const int32_t *ids, size_t n_prompt, size_t total, size_t *printed,
+                        int token, const awq_generate_options *g)
+{
+    char *text;
+    size_t len;
+    (void)n_prompt;
+    if (awq_tok_decode(m->tok, ids, total, 1, &text, &len, &m->dev->err) < 0)
+        return 0;
+    size_t upto = complete_utf8(text, len), stop = 0;
+    if (upto > *printed) {
+        char saved = text[upto];
+        text[upto] = '\0';
+        stop = g->on_token(g->user, token, text + *printed);
+        text[upto] = saved;
+        *printed = upto;
+    }
+    free(text);
+    return (int)stop;
+}
+
 static int generate(struct awq_model *m, const char *prompt, const awq_generate_options *g, char **text)
 {
     const struct awq_model_config *c = &m->hm->cfg;
@@ -420,7 +452,13 @@ static int generate(struct awq_model *m, const char *prompt, const awq_generate_
     if (st == 0)
         st = gen_init(m, &s, cap);
     uint64_t rng = g->seed;
-    size_t total = n;
+    size_t total = n, printed = 0;
+    char *prefix_text;
+    size_t plen;
+    if (st == 0 && g->on_token && awq_tok_decode(m->tok, ids, n, 1, &prefix_text, &plen, &dev->err) == 0) {
+        printed = plen;   /* the prompt's own text is not streamed */
+        free(prefix_text);
+    }
     if (st == 0)
         st = gen_step(m, &s, ids, (int)n, 0);
     for (int i = 0; st == 0 && i < g->max_new_tokens; i++) {
@@ -428,16 +466,8 @@ static int generate(struct awq_model *m, const char *prompt, const awq_generate_
         if (g->stop_at_eos && next == awq_tok_eos(m->tok))
             break;
         ids[total++] = next;
-        if (g->on_token) {
-            char *piece;
-            size_t plen;
-            if (awq_tok_decode(m->tok, &ids[total - 1], 1, 1, &piece, &plen, &dev->err) == 0) {
-                int stop = g->on_token(g->user, next, piece);
-                free(piece);
-                if (stop)
-                    break;
-            }
-        }
+        if (g->on_token && stream_piece(m, ids, n, total, &printed, next, g) != 0)
+            break;
         if (awq_cancelled(dev->ctx)) {
             st = awq_err_set(&dev->err, AWQ_ERR_CANCELLED, "generation cancelled");
             break;

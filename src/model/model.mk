@@ -7,6 +7,7 @@ libawq_internal_la_SOURCES += \
 	src/model/forward.c src/model/forward.h \
 	src/model/corpus.c src/model/corpus.h \
 	src/model/model.c \
+	src/model/synth.c src/model/synth.h \
 	src/quant/awq_layer.c src/quant/awq_layer.h \
 	src/quant/quantize.c \
 	src/format/checkpoint.c src/format/checkpoint.h

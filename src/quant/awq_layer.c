@@ -42,7 +42,7 @@ static struct awq_tref R(awq_buffer *b)
 int awq_lin_quantizable(const struct awq_model_config *cfg, int in, int out, int G)
 {
     (void)cfg;
-    return in % G == 0 && out % 8 == 0;
+    return in % G == 0 && out > 0;
 }
 
 void awq_qlayer_free(struct awq_qlayer *q)
@@ -567,7 +567,14 @@ static int finish(struct layer_ctx *lc, struct awq_qlayer *out)
             }
         }
         if (lc->quant[k]) {
-            st = quantize_linear(lc, k, lc->w[k], ql, deq[k]);
+            ql->packed = lc->out[k] % 8 == 0;
+            if (!ql->packed && !(ql->w = malloc(nk * sizeof(float)))) {
+                st = awq_err_set(&lc->dev->err, AWQ_ERR_OUT_OF_MEMORY, "out of memory");
+                break;
+            }
+            st = quantize_linear(lc, k, lc->w[k], ql->packed ? ql : NULL, ql->packed ? deq[k] : ql->w);
+            if (st == 0 && !ql->packed && deq[k])
+                memcpy(deq[k], ql->w, nk * sizeof(float));
             if (st == 0 && rtn[k])
                 st = quantize_linear(lc, k, lc->w_orig[k], NULL, rtn[k]);
         } else {
@@ -645,8 +652,10 @@ int awq_layer_run(struct awq_calib_state *s, const struct awq_hmodel *hm, int la
     lc.G = opt->group_size;
     lc.rep = &out->rep;
     int st = load_host(&lc, hm, err);
-    for (int k = 0; k < AWQ_LIN_COUNT; k++)
+    for (int k = 0; k < AWQ_LIN_COUNT; k++) {
         out->rep.quantized[k] = lc.quant[k];
+        out->rep.packed[k] = lc.quant[k] && lc.out[k] % 8 == 0;
+    }
     if (st == 0 && s) {
         progress(&lc, 0.0);
         st = upload_layer(&lc);

@@ -23,6 +23,7 @@ struct awq_group_report {
 struct awq_layer_report {
     struct awq_group_report grp[AWQ_GRP_COUNT];
     int quantized[AWQ_LIN_COUNT];
+    int packed[AWQ_LIN_COUNT];
     float clip_mean[AWQ_LIN_COUNT];    /* mean chosen shrink factor (1 = no clipping) */
     float clip_frac[AWQ_LIN_COUNT];    /* fraction of groups clipped */
     double err_rtn, err_awq;           /* block output MSE vs the full-precision block */
@@ -33,9 +34,11 @@ struct awq_layer_report {
 /* The quantized result of one linear. */
 struct awq_qlinear {
     int in, out, quantized;
+    int packed;                        /* quantized and stored packed (needs out % 8 == 0) */
     int32_t *qweight, *qzeros;         /* packed AutoAWQ GEMM (quantized) */
     uint16_t *scales;
-    float *w;                          /* final fp32 weight [out, in] (not quantized) */
+    float *w;                          /* final fp32 weight [out, in]: unquantized, or the
+                                          dequantized 4-bit values of a linear that cannot be packed */
     float *bias;                       /* [out] or NULL */
 };
 
@@ -62,7 +65,9 @@ int awq_calib_state_init(struct awq_calib_state *s, struct awq_device *dev, cons
                          int n_seq, int seqlen);
 void awq_calib_state_free(struct awq_calib_state *s);
 
-/* Whether linear (layer, kind) will be quantized with group size G. */
+/* Whether a linear is quantized with group size G: its input width must be a multiple of G
+ * (DESIGN.md). Packing into the AutoAWQ GEMM layout also needs the output width to be a multiple
+ * of 8; a quantized linear that is not is stored as its dequantized 4-bit values. */
 int awq_lin_quantizable(const struct awq_model_config *cfg, int in, int out, int G);
 
 /* Runs AWQ (or RTN when opt->method is RTN) on `layer`: on return s->h holds the block's
@@ -70,5 +75,10 @@ int awq_lin_quantizable(const struct awq_model_config *cfg, int in, int out, int
  * weights are only rounded. */
 int awq_layer_run(struct awq_calib_state *s, const struct awq_hmodel *hm, int layer,
                   const awq_quantize_options *opt, struct awq_qlayer *out, struct awq_errbuf *err);
+
+/* All blocks of a model (calibration ids: n_blocks blocks of opt->seqlen tokens, or NULL for RTN
+ * without calibration) into ql[n_layers]; logs a line per block and reports progress. */
+int awq_quantize_layers(struct awq_device *dev, const struct awq_hmodel *hm, const int32_t *ids, int n_blocks,
+                        const awq_quantize_options *o, struct awq_qlayer *ql);
 
 #endif

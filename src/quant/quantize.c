@@ -152,6 +152,11 @@ static json_t *layer_json(int i, const struct awq_layer_report *r, int awq)
         if (!r->quantized[k])
             json_array_append_new(q, json_string(short_name(k)));
     json_object_set_new(j, "not_quantized", q);
+    json_t *u = json_array();
+    for (int k = 0; k < AWQ_LIN_COUNT; k++)
+        if (r->quantized[k] && !r->packed[k])
+            json_array_append_new(u, json_string(short_name(k)));
+    json_object_set_new(j, "stored_dequantized", u);
     if (r->out_power > 0) {
         json_object_set_new(j, "output_power", json_real(r->out_power));
         json_object_set_new(j, "err_rtn", json_real(r->err_rtn));
@@ -253,7 +258,7 @@ static int add_layer(struct awq_ckpt *c, const struct run *r, int i, struct awq_
     for (int k = 0; k < AWQ_LIN_COUNT; k++) {
         const struct awq_qlinear *l = &q->lin[k];
         awq_lin_prefix(i, (enum awq_lin)k, prefix, sizeof prefix);
-        if (l->quantized) {
+        if (l->packed) {
             int64_t qs[2] = { l->in, l->out / 8 }, zs[2] = { l->in / o->group_size, l->out / 8 },
                     ss[2] = { l->in / o->group_size, l->out };
             snprintf(name, sizeof name, "%s.qweight", prefix);
@@ -284,9 +289,9 @@ static int list_not_converted(struct awq_ckpt *c, const struct run *r, struct aw
     for (int k = 0; k < AWQ_LIN_COUNT; k++) {
         int n = 0;
         for (int i = 0; i < L; i++)
-            n += !r->ql[i].lin[k].quantized;
+            n += !r->ql[i].lin[k].packed;
         for (int i = 0; i < L && n; i++) {
-            if (r->ql[i].lin[k].quantized)
+            if (r->ql[i].lin[k].packed)
                 continue;
             char name[128];
             if (n == L)
@@ -349,9 +354,8 @@ static int load_calibration(struct run *r, const char *model_dir)
     struct awq_device *dev = r->dev;
     struct awq_tok *tok = NULL;
     int st = 0;
-    enum awq_calib_format fmt = o->calib_format == AWQ_CALIB_FORMAT_IDS ? AWQ_CALIB_IDS
-                                : o->calib_format == AWQ_CALIB_FORMAT_TEXT ? AWQ_CALIB_TEXT : AWQ_CALIB_AUTO;
-    if (fmt != AWQ_CALIB_IDS)
+    awq_calib_format fmt = o->calib_format;
+    if (fmt != AWQ_CALIB_FORMAT_IDS)
         st = awq_tok_load(model_dir, &tok, &dev->err);
     if (st == 0)
         st = awq_calib_blocks(tok, o->calib_path, fmt, r->hm->cfg.vocab, o->n_samples, o->seqlen, &r->ids,
@@ -363,23 +367,41 @@ static int load_calibration(struct run *r, const char *model_dir)
     return st;
 }
 
-static int run_layers(struct run *r)
+/* Says once per kind which linears stay unquantized, or cannot be packed. */
+static void warn_layout(struct awq_device *dev, const struct awq_hmodel *hm, const awq_quantize_options *o)
 {
-    struct awq_device *dev = r->dev;
-    const struct awq_model_config *c = &r->hm->cfg;
+    const struct awq_model_config *c = &hm->cfg;
+    for (int k = 0; k < AWQ_LIN_COUNT; k++) {
+        int in, out;
+        awq_lin_shape(c, (enum awq_lin)k, &in, &out);
+        if (in % o->group_size)
+            awq_log(dev->ctx, AWQ_LOG_WARN, "%s: input width %d is not a multiple of the group size %d: "
+                    "kept unquantized (listed in modules_to_not_convert)", awq_lin_names[k], in, o->group_size);
+        else if (out % 8)
+            awq_log(dev->ctx, AWQ_LOG_WARN, "%s: output width %d is not a multiple of 8, which the AutoAWQ GEMM "
+                    "layout cannot pack: quantized, but stored as its dequantized 4-bit values (listed in "
+                    "modules_to_not_convert)", awq_lin_names[k], out);
+    }
+}
+
+int awq_quantize_layers(struct awq_device *dev, const struct awq_hmodel *hm, const int32_t *ids, int n_blocks,
+                        const awq_quantize_options *o, struct awq_qlayer *ql)
+{
+    warn_layout(dev, hm, o);
+    const struct awq_model_config *c = &hm->cfg;
     struct awq_calib_state s, *sp = NULL;
     int st = 0;
-    if (r->ids) {
-        st = awq_calib_state_init(&s, dev, c, r->n_blocks, r->o->seqlen);
+    if (ids) {
+        st = awq_calib_state_init(&s, dev, c, n_blocks, o->seqlen);
         if (st < 0)
             return st;
         sp = &s;
-        st = embed_calib(&s, r->hm, r->ids);
+        st = embed_calib(&s, hm, ids);
     }
     for (int i = 0; st == 0 && i < c->n_layers; i++) {
-        st = awq_layer_run(sp, r->hm, i, r->o, &r->ql[i], &dev->err);
+        st = awq_layer_run(sp, hm, i, o, &ql[i], &dev->err);
         if (st == 0) {
-            const struct awq_layer_report *rep = &r->ql[i].rep;
+            const struct awq_layer_report *rep = &ql[i].rep;
             char ratios[128] = "";
             for (int g = 0; g < AWQ_GRP_COUNT; g++)
                 if (rep->grp[g].searched)
@@ -422,7 +444,7 @@ AWQ_API int awq_quantize(awq_device *dev, const char *model_dir, const char *out
     if (st == 0 && !(r.ql = calloc((size_t)r.hm->cfg.n_layers, sizeof *r.ql)))
         st = awq_err_set(&dev->err, AWQ_ERR_OUT_OF_MEMORY, "out of memory");
     if (st == 0)
-        st = run_layers(&r);
+        st = awq_quantize_layers(dev, r.hm, r.ids, r.n_blocks, opt, r.ql);
     r.seconds = now_s() - t0;
     awq_device_memory(dev, NULL, &r.peak);
     char *text = st == 0 ? report_text(&r, model_dir, out_dir) : NULL;
