@@ -885,8 +885,10 @@ START_TEST(test_random_bytes)
             if (tu_next(&s) % 3 == 0) {
                 const char *f = frags[tu_next(&s) % (sizeof frags / sizeof frags[0])];
                 size_t fl = strlen(f);
-                if (k + fl > len)
+                if (k + fl > len) {
+                    len = k;
                     break;
+                }
                 memcpy(buf + k, f, fl);
                 k += fl;
             } else {

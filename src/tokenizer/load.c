@@ -978,6 +978,12 @@ static int llama_pipeline(struct loader *L, const json_t *cfg)
     return 0;
 }
 
+static int cmp_keyed(const void *a, const void *b)
+{
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return x < y ? -1 : x > y;
+}
+
 static int parse_config(struct loader *L, const json_t *cfg, int32_t *bos, int32_t *eos, size_t *tcap)
 {
     struct awq_tok *t = L->t;
@@ -986,34 +992,35 @@ static int parse_config(struct loader *L, const json_t *cfg, int32_t *bos, int32
 
     /* added_tokens_decoder entries not in tokenizer.json, in id order */
     const json_t *atd = json_object_get(cfg, "added_tokens_decoder");
-    if (json_is_object(atd)) {
-        long long last = -1;
-        for (;;) {
-            long long best = -1;
-            const json_t *bv = NULL;
-            const char *key;
-            const json_t *v;
-            json_object_foreach((json_t *)atd, key, v) {
-                char *end;
-                long long id = strtoll(key, &end, 10);
-                if (*end || end == key)
-                    return lerr(L, AWQ_ERR_BAD_JSON, "added_tokens_decoder key '%s' is "
-                                       "not an id", key);
-                if (id > last && (best < 0 || id < best)) {
-                    best = id;
-                    bv = v;
-                }
+    if (json_is_object(atd) && json_object_size(atd)) {
+        size_t n = 0, cap = json_object_size(atd);
+        struct keyed { long long id; const json_t *v; } *v = malloc(cap * sizeof *v);
+        if (!v)
+            return oom(L);
+        const char *key;
+        json_t *val;
+        json_object_foreach((json_t *)atd, key, val) {
+            char *end;
+            long long id = strtoll(key, &end, 10);
+            if (*end || end == key || id < 0) {
+                free(v);
+                return lerr(L, AWQ_ERR_BAD_JSON, "added_tokens_decoder key '%s' is not an id", key);
             }
-            if (best < 0)
-                break;
-            char w[64];
-            snprintf(w, sizeof w, "added_tokens_decoder['%lld']", best);
-            const json_t *c = json_object_get(bv, "content");
-            if (!json_is_string(c) || tok_strmap_get(&L->added_map, json_string_value(c), json_string_length(c)) < 0)
-                if (parse_added_token(L, bv, w, 0))
-                    return L->err->code;
-            last = best;
+            v[n].id = id;
+            v[n++].v = val;
         }
+        qsort(v, n, sizeof *v, cmp_keyed);
+        for (size_t i = 0; i < n; i++) {
+            char w[64];
+            snprintf(w, sizeof w, "added_tokens_decoder['%lld']", v[i].id);
+            const json_t *c = json_object_get(v[i].v, "content");
+            if (!json_is_string(c) || tok_strmap_get(&L->added_map, json_string_value(c), json_string_length(c)) < 0)
+                if (parse_added_token(L, v[i].v, w, 0)) {
+                    free(v);
+                    return L->err->code;
+                }
+        }
+        free(v);
     }
     static const char *const named[] = { "bos_token", "eos_token", "unk_token", "pad_token" };
     for (size_t i = 0; i < 4; i++)
@@ -1246,8 +1253,14 @@ static int build(struct loader *L, const json_t *root, const json_t *cfg)
                 break;
             }
     }
-    if (tok_regex_compile("\\w", 2, "(internal)", &t->re_word, L->err) ||
-        tok_regex_compile("\\s", 2, "(internal)", &t->re_space, L->err))
+    /* single_word / lstrip / rstrip use Rust's Unicode \w and \s: \w is Alphabetic, marks,
+     * decimal digits, connector punctuation and the joiners (PCRE2's \w lacks marks); binary
+     * properties need PCRE2 10.40, older ones get \w */
+    static const char word[] = "[\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\x{200C}\\x{200D}]";
+    if (tok_regex_compile(word, sizeof word - 1, "(internal)", &t->re_word, L->err) &&
+        tok_regex_compile("\\w", 2, "(internal)", &t->re_word, L->err))
+        return L->err->code;
+    if (tok_regex_compile("\\s", 2, "(internal)", &t->re_space, L->err))
         return L->err->code;
     return 0;
 }
