@@ -312,6 +312,7 @@ START_TEST(test_sp_unk_and_options)
     EXPECT(t, "the cat", 0, 267, 259, 272);          /* a word on its own */
     EXPECT(t, "tcat", 0, 265, 264, 268);             /* not a single word: ▁t c at */
     EXPECT(t, "cats", 0, 270, 3 + 's');              /* ▁cat s */
+    EXPECT(t, "cat\xcc\x81", 0, 270, 3 + 0xCC, 3 + 0x81);  /* a combining mark is a word character */
     /* "a c" is normalized like text (Prepend too): "▁a▁c", found inside "▁▁a▁c" but not in "▁ta▁c" */
     EXPECT(t, " a c", 0, 259, 273);
     EXPECT(t, "ta c", 0, 265, 263, 269);
@@ -443,6 +444,44 @@ START_TEST(test_split_behaviors)
         free(ids);
         awq_tok_free(t);
     }
+}
+END_TEST
+
+START_TEST(test_regex_spaces)
+{
+    /* regexes of tokenizer.json are Oniguruma's: \s is White_Space, without U+180E (which PCRE2's
+     * \h has); the rewrite keeps \s, \S and [^\s] consistent */
+    static const struct {
+        const char *re, *subject;
+        int match;
+    } cases[] = {
+        { "\\s", "\xe1\xa0\x8e", 0 },          /* U+180E */
+        { "\\s", "\xe3\x80\x80", 1 },          /* U+3000 */
+        { "\\s", "\xc2\x85", 1 },               /* U+0085 */
+        { "\\s", "\xe2\x80\xa8", 1 },          /* U+2028 */
+        { "\\s", "\x0b", 1 },
+        { "\\S", "\xe1\xa0\x8e", 1 },
+        { "\\S", " ", 0 },
+        { "[^\\s\\p{L}]", "\xe1\xa0\x8e", 1 },
+        { "[^\\s\\p{L}]", "\t", 0 },
+        { "[\\s]", "\xe1\xa0\x8e", 0 },
+        { "[]\\s]", "]", 1 },
+        { "\\Q\\s\\E", "\\s", 1 },               /* quoted: a backslash and an s */
+        { "[[:alpha:]\\s]+", "a b", 1 },
+    };
+    pcre2_match_data *md = pcre2_match_data_create(4, NULL);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        pcre2_code *re;
+        struct awq_errbuf err = { 0 };
+        ck_assert_msg(tok_regex_compile(cases[i].re, strlen(cases[i].re), "test", &re, &err) == 0, "%s: %s",
+                      cases[i].re, err.msg);
+        int rc = pcre2_match(re, (PCRE2_SPTR)cases[i].subject, strlen(cases[i].subject), 0, PCRE2_ANCHORED, md, NULL);
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+        int full = rc >= 0 && ov[1] == strlen(cases[i].subject);
+        ck_assert_msg(full == cases[i].match, "/%s/ on case %zu: %d", cases[i].re, i, rc);
+        pcre2_code_free(re);
+    }
+    pcre2_match_data_free(md);
 }
 END_TEST
 
@@ -1044,6 +1083,7 @@ static Suite *tokenizer_suite(void)
     tcase_add_test(tc, test_tokenizer_config);
     tcase_add_test(tc, test_metaspace);
     tcase_add_test(tc, test_split_behaviors);
+    tcase_add_test(tc, test_regex_spaces);
     tcase_add_test(tc, test_nfc_vectors);
     tcase_add_test(tc, test_public_api);
     suite_add_tcase(s, tc);
