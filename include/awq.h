@@ -216,10 +216,13 @@ AWQ_API int awq_gemm_w4(awq_device *dev, const awq_qweight *w, const awq_gemm_w4
 typedef struct awq_tokenizer awq_tokenizer;
 
 /**
- * Loads `path`: a model directory (tokenizer.json, plus tokenizer_config.json when present) or a
- * tokenizer.json file. On failure *out is NULL and awq_context_last_error(ctx) says why
- * (AWQ_ERR_NOT_FOUND, AWQ_ERR_BAD_JSON, AWQ_ERR_BAD_TOKENIZER, AWQ_ERR_UNSUPPORTED naming the field).
- * The tokenizer does not keep `ctx`.
+ * Loads `path`: a model directory (tokenizer.json, plus tokenizer_config.json when present), which
+ * gives the ids of transformers' AutoTokenizer, or a tokenizer.json file read alone, which gives
+ * those of the tokenizers library. (They differ only where transformers rebuilds a class itself:
+ * Llama's SentencePiece tokenizers, for text starting with a space or following a special token.)
+ * On failure *out is NULL and awq_context_last_error(ctx) says why (AWQ_ERR_NOT_FOUND,
+ * AWQ_ERR_BAD_JSON, AWQ_ERR_BAD_TOKENIZER, AWQ_ERR_UNSUPPORTED, naming the field). The tokenizer
+ * does not keep `ctx`.
  */
 AWQ_API int awq_tokenizer_load(awq_context *ctx, const char *path, awq_tokenizer **out);
 AWQ_API void awq_tokenizer_destroy(awq_tokenizer *tok);

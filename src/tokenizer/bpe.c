@@ -126,7 +126,13 @@ int tok_bpe_word(const struct tok_bpe *m, const char *w, size_t len, struct tok_
             cl = s->tmp.len;
         }
         i += k;
-        int32_t id = tok_strmap_get(&m->vocab, cs, cl);
+        int32_t id;
+        if (cs == w + i - k && (unsigned char)cs[0] < 0x80)
+            id = m->char_id[(unsigned char)cs[0]];
+        else if (cs == w + i - k && cl == 2 && (unsigned char)cs[0] < 0xC8)
+            id = m->char_id[((unsigned char)cs[0] & 0x1F) << 6 | ((unsigned char)cs[1] & 0x3F)];
+        else
+            id = tok_strmap_get(&m->vocab, cs, cl);
         if (id >= 0) {
             if (pending_unk >= 0) {
                 if (add_sym(s, &n, pending_unk))

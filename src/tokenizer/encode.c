@@ -54,10 +54,33 @@ static void cache_free(struct word_cache *c)
     tok_ivec_free(&c->ids);
 }
 
+#define META "\xe2\x96\x81"
+
 /* Encodes one word through the cache. */
 static int encode_word(const struct awq_tok *t, const char *w, size_t len, struct word_cache *c,
                        struct tok_bpe_scratch *bs, struct tok_ivec *out, struct awq_errbuf *err)
 {
+    if (len > CACHE_MAX_WORD && t->split_at_metaspace) {
+        size_t start = 0;
+        for (size_t i = 1; i + 3 <= len; i++) {
+            if (memcmp(w + i, META, 3) || (i >= 3 && !memcmp(w + i - 3, META, 3)))
+                continue;
+            if (i - start <= CACHE_MAX_WORD) {
+                int rc = encode_word(t, w + start, i - start, c, bs, out, err);
+                if (rc)
+                    return rc;
+            } else {
+                int rc = tok_bpe_word(&t->bpe, w + start, i - start, bs, out, err);
+                if (rc)
+                    return rc;
+            }
+            start = i;
+            i += 2;
+        }
+        if (len - start <= CACHE_MAX_WORD)
+            return encode_word(t, w + start, len - start, c, bs, out, err);
+        return tok_bpe_word(&t->bpe, w + start, len - start, bs, out, err);
+    }
     if (len > CACHE_MAX_WORD)
         return tok_bpe_word(&t->bpe, w, len, bs, out, err);
     int32_t e = tok_strmap_get(&c->map, w, len);

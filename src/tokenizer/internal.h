@@ -123,6 +123,8 @@ struct tok_bpe {
     char *prefix, *suffix;          /* continuing_subword_prefix, end_of_word_suffix (or NULL) */
     size_t prefix_len, suffix_len;
     int32_t byte_id[256];           /* id of "<0xXX>", or -1 */
+    int32_t char_id[512];           /* id of the one-character token U+0000..U+01FF, or -1: spares
+                                     * a hash lookup for ASCII, Latin-1 and GPT-2's byte characters */
 };
 
 /* Scratch of one BPE word (reused between words of one encode call). */
@@ -165,6 +167,12 @@ struct awq_tok {
 
     int32_t bos, eos;
     int32_t vocab_size;
+
+    /* Long SentencePiece-style words (a whole line: there is no pre-tokenizer) may be cut before
+     * each "▁" that follows another character: exact when no merge result has "▁" after another
+     * character, so no merge can cross the cut (checked at load). The pieces then go through the
+     * word cache like byte-level words. */
+    int split_at_metaspace;
 
     /* \w and \s for the single_word / lstrip / rstrip options of added tokens */
     pcre2_code *re_word, *re_space;

@@ -642,6 +642,11 @@ static int parse_model(struct loader *L, const json_t *m)
         snprintf(name, sizeof name, "<0x%02X>", x);
         b->byte_id[x] = tok_strmap_get(&b->vocab, name, 6);
     }
+    for (uint32_t cp = 0; cp < 512; cp++) {
+        char u[4];
+        size_t ul = tok_utf8_put(cp, u);
+        b->char_id[cp] = tok_strmap_get(&b->vocab, u, ul);
+    }
     b->unk_id = -1;
     if (get_str(L, m, "unk_token", "model", &s, &len))
         return L->err->code;
@@ -886,6 +891,99 @@ static int config_special(struct loader *L, const json_t *v)
     return add_token(L, s, len, 1, 0, 0, 0, 0);
 }
 
+/* transformers 5 builds LlamaTokenizer(Fast) itself from the vocabulary and merges of
+ * tokenizer.json, ignoring the file's normalizer, pre-tokenizer and decoder: Metaspace("▁",
+ * split = false) with prepend_scheme "always" (legacy = true), "first" (legacy = false, the
+ * default) or "never" (add_prefix_space = false), and the decoder Replace("▁", " "),
+ * ByteFallback, Fuse, Strip(1 leading space) when the prefix is added. The two differ for text
+ * that starts with a space (the file's Prepend normalizer adds a second ▁) and, with "first", for
+ * text after a special token. AutoTokenizer is what the reference numbers of a model come from, so
+ * a model directory loads this way. Only SentencePiece-style files are rebuilt: a byte-level one
+ * that names the Llama class would be broken by it. */
+static int llama_pipeline(struct loader *L, const json_t *cfg)
+{
+    struct awq_tok *t = L->t;
+    int sp = t->bpe.byte_fallback;
+    for (size_t i = 0; i < t->n_norms; i++) {
+        if (t->norms[i].kind == TOK_NORM_PREPEND)
+            sp = 1;
+        if (t->norms[i].kind == TOK_NORM_BYTELEVEL)
+            return 0;
+    }
+    for (size_t i = 0; i < t->n_pres; i++) {
+        if (t->pres[i].kind == TOK_PRE_METASPACE)
+            sp = 1;
+        if (t->pres[i].kind == TOK_PRE_BYTELEVEL)
+            return 0;
+    }
+    for (size_t i = 0; i < t->n_decs; i++)
+        if (t->decs[i].kind == TOK_DEC_BYTELEVEL)
+            return 0;
+    if (!sp)
+        return 0;
+    const json_t *aps = json_object_get(cfg, "add_prefix_space"), *leg = json_object_get(cfg, "legacy");
+    int prefix = json_is_boolean(aps) ? json_is_true(aps) : 1;
+    int legacy = json_is_boolean(leg) ? json_is_true(leg) : 0;
+
+    for (size_t i = 0; i < t->n_norms; i++) {
+        free(t->norms[i].str);
+        tok_pattern_free(&t->norms[i].pat);
+    }
+    t->n_norms = 0;
+    for (size_t i = 0; i < t->n_pres; i++)
+        tok_pattern_free(&t->pres[i].pat);
+    t->n_pres = 0;
+    for (size_t i = 0; i < t->n_decs; i++) {
+        free(t->decs[i].str);
+        tok_pattern_free(&t->decs[i].pat);
+    }
+    t->n_decs = 0;
+    t->has_decoder = 1;
+    t->bpe.fuse_unk = 1;
+    t->bpe.byte_fallback = 1;
+
+    static const char rep[] = "\xe2\x96\x81";   /* ▁ */
+    size_t cap = 0;
+    struct tok_pre *p;
+    if (push_pre(L, &cap, &p))
+        return L->err->code;
+    p->kind = TOK_PRE_METASPACE;
+    p->scheme = !prefix ? TOK_PREPEND_NEVER : legacy ? TOK_PREPEND_ALWAYS : TOK_PREPEND_FIRST;
+    p->split = 0;
+    memcpy(p->rep, rep, 3);
+    p->rep_len = 3;
+    if (literal_pattern(L, rep, 3, &p->pat))
+        return L->err->code;
+    cap = 0;
+    struct tok_dec *d;
+    if (push_dec(L, &cap, &d))
+        return L->err->code;
+    d->kind = TOK_DEC_REPLACE;
+    if (!(d->str = dupn(" ", 1)) || literal_pattern(L, rep, 3, &d->pat))
+        return oom(L);
+    d->str_len = 1;
+    if (push_dec(L, &cap, &d))
+        return L->err->code;
+    d->kind = TOK_DEC_BYTE_FALLBACK;
+    if (push_dec(L, &cap, &d))
+        return L->err->code;
+    d->kind = TOK_DEC_FUSE;
+    if (prefix) {
+        if (push_dec(L, &cap, &d))
+            return L->err->code;
+        d->kind = TOK_DEC_STRIP;
+        d->cp = ' ';
+        d->start = 1;
+    }
+    return 0;
+}
+
+static int cmp_keyed(const void *a, const void *b)
+{
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return x < y ? -1 : x > y;
+}
+
 static int parse_config(struct loader *L, const json_t *cfg, int32_t *bos, int32_t *eos, size_t *tcap)
 {
     struct awq_tok *t = L->t;
@@ -894,34 +992,35 @@ static int parse_config(struct loader *L, const json_t *cfg, int32_t *bos, int32
 
     /* added_tokens_decoder entries not in tokenizer.json, in id order */
     const json_t *atd = json_object_get(cfg, "added_tokens_decoder");
-    if (json_is_object(atd)) {
-        long long last = -1;
-        for (;;) {
-            long long best = -1;
-            const json_t *bv = NULL;
-            const char *key;
-            const json_t *v;
-            json_object_foreach((json_t *)atd, key, v) {
-                char *end;
-                long long id = strtoll(key, &end, 10);
-                if (*end || end == key)
-                    return lerr(L, AWQ_ERR_BAD_JSON, "added_tokens_decoder key '%s' is "
-                                       "not an id", key);
-                if (id > last && (best < 0 || id < best)) {
-                    best = id;
-                    bv = v;
-                }
+    if (json_is_object(atd) && json_object_size(atd)) {
+        size_t n = 0, cap = json_object_size(atd);
+        struct keyed { long long id; const json_t *v; } *v = malloc(cap * sizeof *v);
+        if (!v)
+            return oom(L);
+        const char *key;
+        json_t *val;
+        json_object_foreach((json_t *)atd, key, val) {
+            char *end;
+            long long id = strtoll(key, &end, 10);
+            if (*end || end == key || id < 0) {
+                free(v);
+                return lerr(L, AWQ_ERR_BAD_JSON, "added_tokens_decoder key '%s' is not an id", key);
             }
-            if (best < 0)
-                break;
-            char w[64];
-            snprintf(w, sizeof w, "added_tokens_decoder['%lld']", best);
-            const json_t *c = json_object_get(bv, "content");
-            if (!json_is_string(c) || tok_strmap_get(&L->added_map, json_string_value(c), json_string_length(c)) < 0)
-                if (parse_added_token(L, bv, w, 0))
-                    return L->err->code;
-            last = best;
+            v[n].id = id;
+            v[n++].v = val;
         }
+        qsort(v, n, sizeof *v, cmp_keyed);
+        for (size_t i = 0; i < n; i++) {
+            char w[64];
+            snprintf(w, sizeof w, "added_tokens_decoder['%lld']", v[i].id);
+            const json_t *c = json_object_get(v[i].v, "content");
+            if (!json_is_string(c) || tok_strmap_get(&L->added_map, json_string_value(c), json_string_length(c)) < 0)
+                if (parse_added_token(L, v[i].v, w, 0)) {
+                    free(v);
+                    return L->err->code;
+                }
+        }
+        free(v);
     }
     static const char *const named[] = { "bos_token", "eos_token", "unk_token", "pad_token" };
     for (size_t i = 0; i < 4; i++)
@@ -939,12 +1038,21 @@ static int parse_config(struct loader *L, const json_t *cfg, int32_t *bos, int32
     if ((s = config_token(cfg, "eos_token", &len)))
         *eos = token_to_id(L, s, len);
 
-    /* add_bos_token / add_eos_token rebuild the template as transformers does: always for the
-     * Llama-family classes (whose defaults are BOS yes, EOS no), else when the config sets one */
     const json_t *cls = json_object_get(cfg, "tokenizer_class");
     const char *cn = json_is_string(cls) ? json_string_value(cls) : "";
     int llama = !strncmp(cn, "LlamaTokenizer", 14) || !strncmp(cn, "CodeLlamaTokenizer", 18) ||
                 !strncmp(cn, "GemmaTokenizer", 14);
+    if (!strcmp(cn, "LlamaTokenizer") || !strcmp(cn, "LlamaTokenizerFast")) {
+        if (llama_pipeline(L, cfg))
+            return L->err->code;
+        if (*bos < 0)
+            *bos = token_to_id(L, "<s>", 3);
+        if (*eos < 0)
+            *eos = token_to_id(L, "</s>", 4);
+    }
+
+    /* add_bos_token / add_eos_token rebuild the template as transformers does: always for the
+     * Llama-family classes (whose defaults are BOS yes, EOS no), else when the config sets one */
     const json_t *ab = json_object_get(cfg, "add_bos_token"), *ae = json_object_get(cfg, "add_eos_token");
     if (!llama && !json_is_boolean(ab) && !json_is_boolean(ae))
         return 0;
@@ -1130,8 +1238,29 @@ static int build(struct loader *L, const json_t *root, const json_t *cfg)
     tok_buf_free(&nb);
     if (rc)
         return rc;
-    if (tok_regex_compile("\\w", 2, "(internal)", &t->re_word, L->err) ||
-        tok_regex_compile("\\s", 2, "(internal)", &t->re_space, L->err))
+    /* may long words be cut before "▁"? (see split_at_metaspace) */
+    const struct tok_bpe *b = &t->bpe;
+    t->split_at_metaspace = tok_strmap_get(&b->vocab, "\xe2\x96\x81", 3) >= 0 && !b->ignore_merges &&
+                            !b->prefix && !b->suffix;
+    for (uint32_t i = 0; i <= b->merges.mask && t->split_at_metaspace && b->merges.slots; i++) {
+        if (b->merges.slots[i].key == UINT64_MAX)
+            continue;
+        size_t ml;
+        const char *m = tok_strmap_key(&b->vocab, b->id_ent[b->merges.slots[i].id], &ml);
+        for (size_t k = 1; k + 3 <= ml; k++)
+            if (!memcmp(m + k, "\xe2\x96\x81", 3) && (k < 3 || memcmp(m + k - 3, "\xe2\x96\x81", 3))) {
+                t->split_at_metaspace = 0;
+                break;
+            }
+    }
+    /* single_word / lstrip / rstrip use Rust's Unicode \w and \s: \w is Alphabetic, marks,
+     * decimal digits, connector punctuation and the joiners (PCRE2's \w lacks marks); binary
+     * properties need PCRE2 10.40, older ones get \w */
+    static const char word[] = "[\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\x{200C}\\x{200D}]";
+    if (tok_regex_compile(word, sizeof word - 1, "(internal)", &t->re_word, L->err) &&
+        tok_regex_compile("\\w", 2, "(internal)", &t->re_word, L->err))
+        return L->err->code;
+    if (tok_regex_compile("\\s", 2, "(internal)", &t->re_space, L->err))
         return L->err->code;
     return 0;
 }
@@ -1156,12 +1285,10 @@ int awq_tok_load(const char *path, struct awq_tok **out, struct awq_errbuf *err)
         snprintf(tj, pl + 32, "%s/" TJ, path);
         snprintf(tc, pl + 32, "%s/" TC, path);
     } else {
+        /* a tokenizer.json file alone: exactly what the tokenizers library makes of it */
         memcpy(tj, path, pl + 1);
-        const char *slash = strrchr(path, '/');
-        if (slash)
-            snprintf(tc, pl + 32, "%.*s/" TC, (int)(slash - path), path);
-        else
-            snprintf(tc, pl + 32, TC);
+        free(tc);
+        tc = NULL;
     }
 
     json_t *root = NULL, *cfg = NULL;
@@ -1170,7 +1297,7 @@ int awq_tok_load(const char *path, struct awq_tok **out, struct awq_errbuf *err)
     L.err = err;
     L.file = TJ;
     int rc = load_json(tj, TJ, &root, err);
-    if (!rc) {
+    if (!rc && tc) {
         FILE *f = fopen(tc, "rb");
         if (f) {
             fclose(f);

@@ -11,14 +11,87 @@
 #include "awq.h"
 #include "tokenizer/internal.h"
 
+/* Oniguruma's Unicode \s is U+0009..U+000D, U+0085 and the Zs, Zl, Zp categories; PCRE2's adds
+ * U+180E (through \h). The set written out, inside and outside brackets: */
+#define ONIG_SPACE "\\t-\\r\\x{85}\\p{Zs}\\x{2028}\\x{2029}"
+
+/* Copies the regex with \s (anywhere) and \S (outside brackets) spelled out as Oniguruma means
+ * them. Escapes, \Q...\E and bracket expressions are followed just enough to tell where we are. */
+static int onig_spaces(const char *src, size_t len, struct tok_buf *out)
+{
+    int in_class = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = src[i];
+        if (c == '\\' && i + 1 < len) {
+            char e = src[++i];
+            int rc;
+            if (e == 's')
+                rc = tok_buf_put(out, in_class ? ONIG_SPACE : "[" ONIG_SPACE "]",
+                                 in_class ? sizeof ONIG_SPACE - 1 : sizeof ONIG_SPACE + 1);
+            else if (e == 'S' && !in_class)
+                rc = tok_buf_put(out, "[^" ONIG_SPACE "]", sizeof ONIG_SPACE + 2);
+            else if (e == 'Q') {
+                /* literal up to \E, copied as it is */
+                size_t j = i + 1;
+                while (j + 1 < len && !(src[j] == '\\' && src[j + 1] == 'E'))
+                    j++;
+                j = j + 1 < len ? j + 2 : len;
+                rc = tok_buf_put(out, src + i - 1, j - (i - 1));
+                i = j - 1;
+            } else {
+                char two[2] = { c, e };
+                rc = tok_buf_put(out, two, 2);
+            }
+            if (rc)
+                return rc;
+            continue;
+        }
+        if (!in_class && c == '[') {
+            in_class = 1;
+            if (tok_buf_put(out, "[", 1))
+                return AWQ_ERR_OUT_OF_MEMORY;
+            /* a ']' right after '[' or '[^' is a literal */
+            if (i + 1 < len && src[i + 1] == '^' && tok_buf_put(out, src + ++i, 1))
+                return AWQ_ERR_OUT_OF_MEMORY;
+            if (i + 1 < len && src[i + 1] == ']' && tok_buf_put(out, src + ++i, 1))
+                return AWQ_ERR_OUT_OF_MEMORY;
+            continue;
+        }
+        if (in_class && c == '[' && i + 1 < len && src[i + 1] == ':') {
+            /* [:alpha:] inside brackets */
+            const char *end = NULL;
+            for (size_t j = i + 2; j + 1 < len; j++)
+                if (src[j] == ':' && src[j + 1] == ']') {
+                    end = src + j + 2;
+                    break;
+                }
+            if (end) {
+                if (tok_buf_put(out, src + i, (size_t)(end - (src + i))))
+                    return AWQ_ERR_OUT_OF_MEMORY;
+                i = (size_t)(end - src) - 1;
+                continue;
+            }
+        }
+        if (in_class && c == ']')
+            in_class = 0;
+        if (tok_buf_put(out, &c, 1))
+            return AWQ_ERR_OUT_OF_MEMORY;
+    }
+    return 0;
+}
+
 int tok_regex_compile(const char *src, size_t len, const char *where, pcre2_code **out,
                       struct awq_errbuf *err)
 {
     int ec;
     PCRE2_SIZE eo;
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)src, len,
+    struct tok_buf rw = { 0 };
+    if (onig_spaces(src, len, &rw))
+        return awq_err_set(err, AWQ_ERR_OUT_OF_MEMORY, "tokenizer: out of memory");
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)(rw.p ? rw.p : ""), rw.len,
                                    PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF | PCRE2_MULTILINE,
                                    &ec, &eo, NULL);
+    tok_buf_free(&rw);
     if (!re) {
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(ec, msg, sizeof msg);
@@ -55,6 +128,8 @@ int tok_pattern_next(const struct tok_pattern *p, pcre2_match_data *md, const ch
     size_t pos = from;
     while (pos <= len) {
         int rc = pcre2_match(p->re, (PCRE2_SPTR)s, len, pos, 0, md, NULL);
+        if (rc == PCRE2_ERROR_JIT_STACKLIMIT)   /* the interpreter keeps its frames on the heap */
+            rc = pcre2_match(p->re, (PCRE2_SPTR)s, len, pos, PCRE2_NO_JIT, md, NULL);
         if (rc == PCRE2_ERROR_NOMATCH)
             return 0;
         if (rc < 0)

@@ -203,9 +203,12 @@ int tok_pretokenize(const struct tok_pre *pre, const struct tok_pieces *in, pcre
                                 (pre->scheme == TOK_PREPEND_FIRST && pc->at_start)))
                 if (tok_buf_put(b, pre->rep, pre->rep_len))
                     goto oom;
-            for (size_t j = 0; j < len; j++) {
-                if (s[j] == ' ' ? tok_buf_put(b, pre->rep, pre->rep_len) : tok_buf_put(b, s + j, 1))
+            for (size_t j = 0; j < len;) {
+                const char *sp = memchr(s + j, ' ', len - j);
+                size_t run = sp ? (size_t)(sp - s) - j : len - j;
+                if (tok_buf_put(b, s + j, run) || (sp && tok_buf_put(b, pre->rep, pre->rep_len)))
                     goto oom;
+                j += run + (sp != NULL);
             }
             if (!b->len)
                 break;
