@@ -191,11 +191,25 @@ static int write_json(const char *path, json_t *j, struct awq_errbuf *err)
 static int write_config(const struct awq_ckpt *c, const char *src_dir, const char *dir, struct awq_errbuf *err)
 {
     char path[4096];
-    TRY(awq_path_join(path, sizeof path, src_dir, "config.json", err));
     json_error_t je;
-    json_t *root = json_load_file(path, JSON_PRESERVE_ORDER, &je);
-    if (!root)
-        return awq_err_set(err, AWQ_ERR_BAD_JSON, "%s: %s", path, je.text);
+    json_t *root;
+    if (c->config_json) {
+        root = json_loads(c->config_json, JSON_PRESERVE_ORDER, &je);
+        if (!root)
+            return awq_err_set(err, AWQ_ERR_BAD_JSON, "config: %s", je.text);
+    } else {
+        TRY(awq_path_join(path, sizeof path, src_dir, "config.json", err));
+        root = json_load_file(path, JSON_PRESERVE_ORDER, &je);
+        if (!root)
+            return awq_err_set(err, AWQ_ERR_BAD_JSON, "%s: %s", path, je.text);
+    }
+    if (c->unquantized) {
+        int st = awq_path_join(path, sizeof path, dir, "config.json", err);
+        if (st == 0)
+            st = write_json(path, root, err);
+        json_decref(root);
+        return st;
+    }
     json_t *q = json_object(), *nc = json_array();
     json_object_set_new(q, "quant_method", json_string("awq"));
     json_object_set_new(q, "bits", json_integer(4));
@@ -358,7 +372,7 @@ int awq_ckpt_write(const struct awq_ckpt *c, const char *src_dir, const char *ou
     int st = write_shards(c, tmp, cancel, cancel_user, err);
     if (st == 0)
         st = write_config(c, src_dir, tmp, err);
-    if (st == 0)
+    if (st == 0 && src_dir)
         st = copy_tokenizer(src_dir, tmp, err);
     if (st == 0 && fsync_dir(tmp) != 0)
         st = awq_err_set(err, AWQ_ERR_IO, "%s: fsync: %s", tmp, strerror(errno));

@@ -90,7 +90,7 @@ static double now_s(void)
 }
 
 /* Embeds the calibration tokens into s->h (the table goes up as fp32 and is freed after). */
-static int embed_calib(struct awq_calib_state *s, const struct awq_hmodel *hm, const int32_t *ids)
+int awq_calib_state_embed(struct awq_calib_state *s, const struct awq_hmodel *hm, const int32_t *ids)
 {
     struct awq_device *dev = s->dev;
     const struct awq_st_tensor *t = hm->embed;
@@ -355,11 +355,15 @@ static int load_calibration(struct run *r, const char *model_dir)
     struct awq_tok *tok = NULL;
     int st = 0;
     awq_calib_format fmt = o->calib_format;
-    if (fmt != AWQ_CALIB_FORMAT_IDS)
-        st = awq_tok_load(model_dir, &tok, &dev->err);
-    if (st == 0)
-        st = awq_calib_blocks(tok, o->calib_path, fmt, r->hm->cfg.vocab, o->n_samples, o->seqlen, &r->ids,
-                              &r->n_blocks, &r->cs, &dev->err);
+    struct awq_errbuf tok_err;
+    awq_err_clear(&tok_err);
+    /* a token-id file needs no tokenizer: a failure to load one matters only for text */
+    if (fmt != AWQ_CALIB_FORMAT_IDS && awq_tok_load(model_dir, &tok, &tok_err) < 0)
+        tok = NULL;
+    st = awq_calib_blocks(tok, o->calib_path, fmt, r->hm->cfg.vocab, o->n_samples, o->seqlen, &r->ids,
+                          &r->n_blocks, &r->cs, &dev->err);
+    if (st == AWQ_ERR_NOT_FOUND && !tok && tok_err.code < 0)
+        st = awq_err_copy(&dev->err, &tok_err);
     awq_tok_free(tok);
     if (st == 0)
         awq_log(dev->ctx, AWQ_LOG_INFO, "calibration: %zu documents (%zu longer than %d skipped), %d blocks of %d tokens",
@@ -396,7 +400,7 @@ int awq_quantize_layers(struct awq_device *dev, const struct awq_hmodel *hm, con
         if (st < 0)
             return st;
         sp = &s;
-        st = embed_calib(&s, hm, ids);
+        st = awq_calib_state_embed(&s, hm, ids);
     }
     for (int i = 0; st == 0 && i < c->n_layers; i++) {
         st = awq_layer_run(sp, hm, i, o, &ql[i], &dev->err);
