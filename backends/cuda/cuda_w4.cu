@@ -217,10 +217,12 @@ struct w4_args {
     int M, N, K, G, KB, NGP, NTILES, kbps, S, y_f16;
 };
 
+/* Streaming 128-bit load that leaves L1 to X. volatile: a plain asm counts as a pure function of
+ * its operands and could be speculated out of the bounds checks that guard it. */
 __device__ __forceinline__ uint4 ld_stream(const uint4 *p)
 {
     uint4 v;
-    asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
         : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
         : "l"(p));
     return v;
