@@ -46,11 +46,33 @@ static int status_of(cudaError_t e)
     }
 }
 
+/* Errors that leave the CUDA context unusable: they come from a kernel that ran earlier. */
+static int sticky(cudaError_t e)
+{
+    switch (e) {
+    case cudaErrorIllegalAddress:
+    case cudaErrorLaunchFailure:
+    case cudaErrorHardwareStackError:
+    case cudaErrorIllegalInstruction:
+    case cudaErrorMisalignedAddress:
+    case cudaErrorInvalidAddressSpace:
+    case cudaErrorInvalidPc:
+    case cudaErrorLaunchTimeout:
+    case cudaErrorAssert:
+    case cudaErrorECCUncorrectable:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 int cu_fail(struct cu_dev *d, cudaError_t e, const char *op, const char *what)
 {
     (void)cudaGetLastError();   /* a non-sticky error must not resurface in the next op */
-    return awq_err_set(d->err, status_of(e), "cuda %s: %s failed: %s (%s)", op, what,
-                       cudaGetErrorString(e), cudaGetErrorName(e));
+    return awq_err_set(d->err, status_of(e), "cuda %s: %s failed: %s (%s)%s", op, what,
+                       cudaGetErrorString(e), cudaGetErrorName(e),
+                       sticky(e) ? "; a kernel queued earlier failed and this process's CUDA context is "
+                                   "unusable (AWQ_CUDA_SYNC=1 names the kernel)" : "");
 }
 
 int cu_blas_fail(struct cu_dev *d, cublasStatus_t s, const char *op, const char *what)
@@ -243,6 +265,8 @@ static int cu_open(void *state, int index, const awq_context_options *opt, struc
     /* Tuning knob for the benchmark: rows of X from which gemm_w4 dequantizes to fp16 and calls
      * cuBLAS instead of the fused kernel. */
     d->w4_cublas_min_m = env_int("AWQ_CUDA_W4_CUBLAS_MIN_M", CU_W4_CUBLAS_MIN_M);
+    /* Debugging aid: wait after every kernel so an asynchronous fault names its kernel. */
+    d->sync_debug = env_int("AWQ_CUDA_SYNC", 0) > 0;
 
     int st = cu_begin(d, "open");
     if (st == 0) {

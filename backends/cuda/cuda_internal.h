@@ -41,6 +41,7 @@ struct cu_dev {
     int cc;                       /* compute capability, 10 * major + minor */
     int w4_cublas_min_m;          /* gemm_w4 rows from which dequantize + cuBLAS is used */
     int w4_occupancy[5];          /* resident CTAs per SM of each fused gemm_w4 kernel (0: unknown) */
+    int sync_debug;               /* AWQ_CUDA_SYNC=1: wait after every kernel, name the one that fails */
     struct cu_scratch scr[CU_SCR_COUNT];
 };
 
@@ -57,12 +58,15 @@ int cu_blas_fail(struct cu_dev *d, cublasStatus_t s, const char *op, const char 
             return cu_fail((d), e_, (op), #call);            \
     } while (0)
 
-/* After a kernel launch: reports a bad launch configuration (or an earlier asynchronous fault). */
-#define CU_LAUNCHED(d, op, kernel)                           \
-    do {                                                     \
-        cudaError_t e_ = cudaGetLastError();                 \
-        if (e_ != cudaSuccess)                               \
-            return cu_fail((d), e_, (op), "launch of " kernel); \
+/* After a kernel launch: reports a bad launch configuration (or an earlier asynchronous fault);
+ * in sync-debug mode also waits for the kernel, so a fault is pinned on the kernel that made it. */
+#define CU_LAUNCHED(d, op, kernel)                                            \
+    do {                                                                      \
+        cudaError_t e_ = cudaGetLastError();                                  \
+        if (e_ != cudaSuccess)                                                \
+            return cu_fail((d), e_, (op), "launch of " kernel);               \
+        if ((d)->sync_debug && (e_ = cudaStreamSynchronize((d)->stream)) != cudaSuccess) \
+            return cu_fail((d), e_, (op), "kernel " kernel);                  \
     } while (0)
 
 #define CU_BLAS_TRY(d, op, call)                             \
