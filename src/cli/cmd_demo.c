@@ -29,6 +29,7 @@ static void usage(FILE *f)
                "  --tokens N         calibration tokens, in blocks of 256 (default 2048)\n"
                "  --intermediate N   intermediate size, a multiple of 128 (default 11/4 of hidden)\n"
                "  --heads N          attention heads (default 8)   --kv-heads N   KV heads (default: heads)\n"
+               "  --vocab N          vocabulary size (default 1024)\n"
                "  --seed N           weights and tokens seed (default 42)\n"
                "  --save DIR         write the synthetic model as a Hugging Face directory (fp16) and its\n"
                "                     calibration ids to DIR/calib-ids.txt, then exit (for timing awq quantize\n"
@@ -37,7 +38,7 @@ static void usage(FILE *f)
 
 struct demo_opts {
     const char *backends[8];
-    int n_backends, layers, hidden, intermediate, heads, kv_heads, group_size, tokens;
+    int n_backends, layers, hidden, intermediate, heads, kv_heads, vocab, group_size, tokens;
     long seed;
     const char *save;
 };
@@ -164,6 +165,10 @@ int awq_cmd_demo(int argc, char **argv)
             if (cli_parse_int("demo", a, v, 1, 256, &n) < 0)
                 return 2;
             d.kv_heads = (int)n;
+        } else if (!strcmp(a, "--vocab") && v) {
+            if (cli_parse_int("demo", a, v, 16, 1 << 20, &n) < 0)
+                return 2;
+            d.vocab = (int)n;
         } else if (!strcmp(a, "--save") && v) {
             d.save = v;
         } else if (!strcmp(a, "--group-size") && v) {
@@ -193,6 +198,8 @@ int awq_cmd_demo(int argc, char **argv)
     p.n_layers = d.layers;
     p.n_heads = d.heads;
     p.n_kv_heads = d.kv_heads ? d.kv_heads : d.heads;
+    if (d.vocab)
+        p.vocab = d.vocab;
     p.seed = (uint64_t)d.seed;
     struct awq_errbuf err;
     struct awq_synth *sm;
