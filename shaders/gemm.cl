@@ -171,7 +171,7 @@ kernel __attribute__((reqd_work_group_size(TX, TY, 1))) void gemm_f_tiled(
                 wv[i] = ld4_guard(w, wo, w_f16, n0 + idx % BN, N, K, k1 + 4 * (idx / BN));
             }
         }
-#pragma unroll 4
+#pragma unroll
         for (int kk = 0; kk < BK; kk++) {
             float a[TM], b[TN];
 #pragma unroll

@@ -15,6 +15,7 @@
  * Compile-time parameters (-D, from the per-vendor table in ocl_params.c):
  *   PN, KS, UNR   GEMV: columns per block (work-items along N), K slices per work-group, chunks
  *                 loaded ahead per iteration
+ *   XS            GEMV: floats of X staged in local memory (a multiple of 256)
  *   BM, BN, TM, TN  tiled kernel: block of BM rows x BN columns, TM x TN outputs per work-item
  */
 
@@ -27,76 +28,98 @@ float nib(uint w, int e, float zf)
     return as_float(((w >> (4 * e)) & 15u) | MAGIC_BITS) - zf;
 }
 
-/* ---- GEMV (small M): each packed weight is read once; R rows of X share it ---------------- */
+/* ---- GEMV (small M): each packed weight is read once; R rows of X share it ----------------
+ *
+ * Work-group = PN columns x KS slices of K. K is walked in segments of XSEG = XS / R values: the
+ * work-group first stages the segment of its R rows of X in local memory (converted to fp32, the
+ * activation scale applied), then every item streams its packed chunks of the segment, reading X
+ * back as aligned float4 broadcasts. The KS partial sums of a column are added in a fixed order. */
+
+#define XSEG (XS / R)
 
 void gemv_w4_body(const int R, global const uint4 *wq, global const half *sc, global const uchar *zr,
                   global const uchar *x, ulong xo, int x_f16, global const float *act, int has_act,
                   global const float *bias, int has_bias, global uchar *y, ulong yo, int y_f16,
-                  int M, int K, int N, int Npad, int G, local float *red)
+                  int M, int K, int N, int Npad, int G, local float4 *xs4)
 {
-    const int c = get_local_id(0), s = get_local_id(1);
+    local float *xs = (local float *)xs4;
+    const int c = get_local_id(0), s = get_local_id(1), lid = s * PN + c;
     const int nb = get_group_id(0), n = nb * PN + c;
     const int m0 = get_group_id(1) * R;
     const int KC = K >> 5;
     float acc[8];
-    ulong xr[8];
-    for (int r = 0; r < R; r++) {
+    for (int r = 0; r < R; r++)
         acc[r] = 0.0f;
-        xr[r] = xo + (ulong)min(m0 + r, M - 1) * (ulong)K;   /* rows past M: read, never stored */
-    }
     global const uint4 *wp = wq + (ulong)nb * (ulong)KC * PN + c;
-    for (int kb = s; kb < KC; kb += KS * UNR) {
-        uint4 w[UNR];
-        float scl[UNR], zf[UNR];
-        /* issue the loads of UNR chunks before using any of them */
-        for (int u = 0; u < UNR; u++) {
-            int kc = kb + u * KS;
-            w[u] = (uint4)(0u);
-            scl[u] = 0.0f;
-            zf[u] = MAGIC;
-            if (kc < KC) {
-                ulong gi = (ulong)((kc << 5) / G) * (ulong)Npad + (ulong)n;
-                w[u] = wp[(ulong)kc * PN];
-                scl[u] = vload_half(gi, sc);
-                zf[u] = MAGIC + (float)zr[gi];
-            }
+
+    for (int seg0 = 0; seg0 < K; seg0 += XSEG) {
+        const int seglen = min(XSEG, K - seg0);
+        barrier(CLK_LOCAL_MEM_FENCE);                /* the previous segment is consumed */
+        for (int idx = lid; idx < R * seglen; idx += PN * KS) {
+            int r = idx / seglen, kk = idx % seglen;
+            ulong row = (ulong)min(m0 + r, M - 1);   /* rows past M: read, never stored */
+            float v = ld1(x, xo + row * (ulong)K + (ulong)(seg0 + kk), x_f16);
+            if (has_act)
+                v *= act[seg0 + kk];
+            xs[r * XSEG + kk] = v;
         }
-        for (int u = 0; u < UNR; u++) {
-            int kc = kb + u * KS;
-            if (kc >= KC)
-                break;
-            int k0 = kc << 5;
-            float part[8];
-            for (int r = 0; r < R; r++)
-                part[r] = 0.0f;
-            for (int j = 0; j < 4; j++) {
-                uint wj = j == 0 ? w[u].x : (j == 1 ? w[u].y : (j == 2 ? w[u].z : w[u].w));
-                float8 v = (float8)(nib(wj, 0, zf[u]), nib(wj, 1, zf[u]), nib(wj, 2, zf[u]),
-                                    nib(wj, 3, zf[u]), nib(wj, 4, zf[u]), nib(wj, 5, zf[u]),
-                                    nib(wj, 6, zf[u]), nib(wj, 7, zf[u]));
-                if (has_act)
-                    v *= vload8(0, act + k0 + 8 * j);
-                for (int r = 0; r < R; r++) {
-                    float4 xa = ld4(x, xr[r] + (ulong)(k0 + 8 * j), x_f16);
-                    float4 xb = ld4(x, xr[r] + (ulong)(k0 + 8 * j + 4), x_f16);
-                    float p = part[r];
-                    p = fma(xa.x, v.s0, p);
-                    p = fma(xa.y, v.s1, p);
-                    p = fma(xa.z, v.s2, p);
-                    p = fma(xa.w, v.s3, p);
-                    p = fma(xb.x, v.s4, p);
-                    p = fma(xb.y, v.s5, p);
-                    p = fma(xb.z, v.s6, p);
-                    p = fma(xb.w, v.s7, p);
-                    part[r] = p;
+        barrier(CLK_LOCAL_MEM_FENCE);
+
+        const int kc_end = (seg0 + seglen) >> 5;
+        for (int kb = (seg0 >> 5) + s; kb < kc_end; kb += KS * UNR) {
+            uint4 w[UNR];
+            float scl[UNR], zf[UNR];
+            /* issue the loads of UNR chunks before using any of them */
+            for (int u = 0; u < UNR; u++) {
+                int kc = kb + u * KS;
+                w[u] = (uint4)(0u);
+                scl[u] = 0.0f;
+                zf[u] = MAGIC;
+                if (kc < kc_end) {
+                    ulong gi = (ulong)((kc << 5) / G) * (ulong)Npad + (ulong)n;
+                    w[u] = wp[(ulong)kc * PN];
+                    scl[u] = vload_half(gi, sc);
+                    zf[u] = MAGIC + (float)zr[gi];
                 }
             }
-            for (int r = 0; r < R; r++)
-                acc[r] = fma(scl[u], part[r], acc[r]);
+            for (int u = 0; u < UNR; u++) {
+                int kc = kb + u * KS;
+                if (kc >= kc_end)
+                    break;
+                int kx = ((kc << 5) - seg0) >> 2;    /* float4 index of the chunk in a staged row */
+                float part[8];
+                for (int r = 0; r < R; r++)
+                    part[r] = 0.0f;
+                for (int j = 0; j < 4; j++) {
+                    uint wj = j == 0 ? w[u].x : (j == 1 ? w[u].y : (j == 2 ? w[u].z : w[u].w));
+                    float v0 = nib(wj, 0, zf[u]), v1 = nib(wj, 1, zf[u]), v2 = nib(wj, 2, zf[u]);
+                    float v3 = nib(wj, 3, zf[u]), v4 = nib(wj, 4, zf[u]), v5 = nib(wj, 5, zf[u]);
+                    float v6 = nib(wj, 6, zf[u]), v7 = nib(wj, 7, zf[u]);
+                    for (int r = 0; r < R; r++) {
+                        float4 xa = xs4[r * (XSEG / 4) + kx + 2 * j];
+                        float4 xb = xs4[r * (XSEG / 4) + kx + 2 * j + 1];
+                        float p = part[r];
+                        p = fma(xa.x, v0, p);
+                        p = fma(xa.y, v1, p);
+                        p = fma(xa.z, v2, p);
+                        p = fma(xa.w, v3, p);
+                        p = fma(xb.x, v4, p);
+                        p = fma(xb.y, v5, p);
+                        p = fma(xb.z, v6, p);
+                        p = fma(xb.w, v7, p);
+                        part[r] = p;
+                    }
+                }
+                for (int r = 0; r < R; r++)
+                    acc[r] = fma(scl[u], part[r], acc[r]);
+            }
         }
     }
+
+    /* the staging buffer doubles as the reduction buffer (KS * R * PN <= XS, checked by the host) */
+    barrier(CLK_LOCAL_MEM_FENCE);
     for (int r = 0; r < R; r++)
-        red[(s * R + r) * PN + c] = acc[r];
+        xs[(s * R + r) * PN + c] = acc[r];
     barrier(CLK_LOCAL_MEM_FENCE);
     if (s == 0 && n < N) {
         float b = has_bias ? bias[n] : 0.0f;
@@ -105,7 +128,7 @@ void gemv_w4_body(const int R, global const uint4 *wq, global const half *sc, gl
                 break;
             float t = 0.0f;
             for (int ss = 0; ss < KS; ss++)       /* fixed order: deterministic */
-                t += red[(ss * R + r) * PN + c];
+                t += xs[(ss * R + r) * PN + c];
             st1(y, yo + (ulong)(m0 + r) * (ulong)N + (ulong)n, t + b, y_f16);
         }
     }
@@ -118,10 +141,14 @@ void gemv_w4_body(const int R, global const uint4 *wq, global const half *sc, gl
         int has_act, global const float *bias, ulong bo, int has_bias, global uchar *y, ulong yo,  \
         int y_f16, int M, int K, int N, int Npad, int G)                                           \
     {                                                                                              \
-        local float red[KS * R * PN];                                                              \
+        local float4 xs4[XS / 4];                                                                  \
         gemv_w4_body(R, wq, sc, zr, x, xo, x_f16, act + ao, has_act, bias + bo, has_bias, y, yo,   \
-                     y_f16, M, K, N, Npad, G, red);                                                \
+                     y_f16, M, K, N, Npad, G, xs4);                                                \
     }
+
+#if XS % 256 != 0 || KS * 8 * PN > XS
+#error "gemv_w4: XS must be a multiple of 256 and hold the KS x 8 x PN partial sums"
+#endif
 
 GEMV_W4_KERNEL(1)
 GEMV_W4_KERNEL(2)
@@ -226,7 +253,7 @@ kernel __attribute__((reqd_work_group_size(TX, TY, 1))) void gemm_w4_tiled(
             w4_load_x(xv, x, xo, x_f16, act, has_act, m0, M, K, (kc + 1) << 5, lid);
             w4_load_w(wv, wsc, wzf, wq, sc, zr, n0, Npad, KC, kc + 1, G, lid);
         }
-#pragma unroll 4
+#pragma unroll
         for (int kk = 0; kk < BK; kk++) {
             float a[TM], b[TN];
 #pragma unroll

@@ -39,6 +39,7 @@ struct ocl_params {
     int gemv_ks;             /* K slices per 4-bit GEMV work-group */
     int gemv_unroll;         /* packed chunks each GEMV item loads ahead */
     int gemv_max_m;          /* gemm_w4 uses the GEMV kernels up to this M (in blocks of 8 rows) */
+    int gemv_xs;             /* floats of X the GEMV stages in local memory (multiple of 256) */
     int bm, bn, tm, tn;      /* tiled GEMMs: block rows x columns, outputs per item */
     int gv_ts, gv_nr;        /* unquantized GEMV: items per W row (power of two), W rows per group */
     int red_wg;              /* row reductions (power of two) */

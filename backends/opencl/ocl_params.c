@@ -9,7 +9,9 @@
  *    NVIDIA, a wave64 on AMD GCN/CDNA, 32 elsewhere. It fixes the weight layout made at
  *    w4_create, so it belongs to the device, not to the call.
  *  - gemv_ks splits K over the work-group so that a GEMV of a 4096-wide layer still has enough
- *    work-items in flight to saturate memory bandwidth (8 x 32 = 256 items on NVIDIA).
+ *    work-items in flight to saturate memory bandwidth (8 x 32 = 256 items on NVIDIA); each item
+ *    keeps gemv_unroll 16-byte loads in flight. gemv_xs floats (16 KiB) of X are staged in local
+ *    memory, small enough for several work-groups per compute unit.
  *  - bm x bn / tm x tn: the tiled GEMMs use 128 x 128 blocks with 8 x 8 outputs per item on the
  *    large GPUs (256 items, 32 KiB of local memory), 64 x 64 with 4 x 4 elsewhere, which fits
  *    every device with 256-item work-groups and 16 KiB of local memory.
@@ -24,13 +26,13 @@
 #include "ocl_internal.h"
 
 static const struct ocl_params table[] = {
-    /* row       pack ks unr maxm  bm   bn  tm tn  gvts nr  red  stc sts csn cst att */
-    { "nvidia",   32, 8, 4, 32,   128, 128, 8, 8,  32,  8, 256, 32, 8, 32, 8, 128 },
-    { "amd",      64, 4, 4, 32,   128, 128, 8, 8,  64,  4, 256, 64, 4, 64, 4, 256 },
-    { "intel",    32, 8, 2, 32,    64,  64, 4, 4,  32,  8, 256, 32, 8, 32, 8, 128 },
-    { "default",  32, 8, 2, 32,    64,  64, 4, 4,  32,  8, 256, 32, 8, 32, 8, 128 },
-    { "cpu",      32, 4, 2, 32,    64,  64, 4, 4,  32,  4, 128, 32, 4, 32, 4, 64 },
-    { "small",    16, 4, 2, 16,    32,  32, 4, 4,  16,  4,  64, 16, 4, 16, 4, 64 },
+    /* row       pack ks unr maxm  xs    bm   bn  tm tn  gvts nr  red  stc sts csn cst att */
+    { "nvidia",   32, 8, 4, 32,  4096,  128, 128, 8, 8,  32,  8, 256, 32, 8, 32, 8, 128 },
+    { "amd",      64, 4, 4, 32,  4096,  128, 128, 8, 8,  64,  4, 256, 64, 4, 64, 4, 256 },
+    { "intel",    32, 8, 2, 32,  4096,   64,  64, 4, 4,  32,  8, 256, 32, 8, 32, 8, 128 },
+    { "default",  32, 8, 2, 32,  4096,   64,  64, 4, 4,  32,  8, 256, 32, 8, 32, 8, 128 },
+    { "cpu",      32, 4, 2, 32,  4096,   64,  64, 4, 4,  32,  4, 128, 32, 4, 32, 4, 64 },
+    { "small",    16, 4, 2, 16,  1024,   32,  32, 4, 4,  16,  4,  64, 16, 4, 16, 4, 64 },
 };
 
 enum { ROW_NVIDIA, ROW_AMD, ROW_INTEL, ROW_DEFAULT, ROW_CPU, ROW_SMALL };
@@ -50,7 +52,7 @@ static size_t row_wg(const struct ocl_params *p)
 static size_t row_local(const struct ocl_params *p)
 {
     size_t tiles = (size_t)32 * (size_t)(p->bm + p->bn) * sizeof(float);
-    size_t gemv = (size_t)p->gemv_ks * 8 * (size_t)p->pack_n * sizeof(float);
+    size_t gemv = (size_t)p->gemv_xs * sizeof(float);
     return tiles > gemv ? tiles : gemv;
 }
 
