@@ -6,6 +6,10 @@
  * arithmetic is fp32: neither PoCL nor NVIDIA exposes cl_khr_fp16. Reductions that the CPU
  * reference does in double use double here too when the device has cl_khr_fp64. */
 
+/* Bodies shared by several kernels take their shape parameters as constants only once inlined;
+ * without inlining their private arrays would live in (slow) stack memory. */
+#define AWQ_INLINE __attribute__((always_inline))
+
 #if defined(cl_khr_fp64) && !defined(AWQ_NO_FP64)
 #pragma OPENCL EXTENSION cl_khr_fp64 : enable
 typedef double acc_t;

@@ -9,7 +9,7 @@
 
 /* ---- GEMV ----------------------------------------------------------------------------------- */
 
-void gemv_f_body(const int R, global const uchar *x, ulong xo, int x_f16, global const uchar *w,
+AWQ_INLINE void gemv_f_body(const int R, global const uchar *x, ulong xo, int x_f16, global const uchar *w,
                  ulong wo, int w_f16, global const float *bias, int has_bias, global uchar *y,
                  ulong yo, int y_f16, int M, int N, int K, local float *red)
 {
@@ -171,7 +171,7 @@ kernel __attribute__((reqd_work_group_size(TX, TY, 1))) void gemm_f_tiled(
                 wv[i] = ld4_guard(w, wo, w_f16, n0 + idx % BN, N, K, k1 + 4 * (idx / BN));
             }
         }
-#pragma unroll
+#pragma unroll 4
         for (int kk = 0; kk < BK; kk++) {
             float a[TM], b[TN];
 #pragma unroll

@@ -37,7 +37,7 @@ float nib(uint w, int e, float zf)
 
 #define XSEG (XS / R)
 
-void gemv_w4_body(const int R, global const uint4 *wq, global const half *sc, global const uchar *zr,
+AWQ_INLINE void gemv_w4_body(const int R, global const uint4 *wq, global const half *sc, global const uchar *zr,
                   global const uchar *x, ulong xo, int x_f16, global const float *act, int has_act,
                   global const float *bias, int has_bias, global uchar *y, ulong yo, int y_f16,
                   int M, int K, int N, int Npad, int G, local float4 *xs4)
@@ -47,8 +47,10 @@ void gemv_w4_body(const int R, global const uint4 *wq, global const half *sc, gl
     const int nb = get_group_id(0), n = nb * PN + c;
     const int m0 = get_group_id(1) * R;
     const int KC = K >> 5;
+    /* loops over rows run to 8 and test r < R: a constant trip count unrolls before R is known */
     float acc[8];
-    for (int r = 0; r < R; r++)
+#pragma unroll
+    for (int r = 0; r < 8; r++)
         acc[r] = 0.0f;
     global const uint4 *wp = wq + (ulong)nb * (ulong)KC * PN + c;
 
@@ -70,6 +72,7 @@ void gemv_w4_body(const int R, global const uint4 *wq, global const half *sc, gl
             uint4 w[UNR];
             float scl[UNR], zf[UNR];
             /* issue the loads of UNR chunks before using any of them */
+#pragma unroll
             for (int u = 0; u < UNR; u++) {
                 int kc = kb + u * KS;
                 w[u] = (uint4)(0u);
@@ -82,20 +85,26 @@ void gemv_w4_body(const int R, global const uint4 *wq, global const half *sc, gl
                     zf[u] = MAGIC + (float)zr[gi];
                 }
             }
+#pragma unroll
             for (int u = 0; u < UNR; u++) {
                 int kc = kb + u * KS;
-                if (kc >= kc_end)
-                    break;
+                if (kc >= kc_end)           /* not `break`: the unrolled copies stay branch-free */
+                    continue;
                 int kx = ((kc << 5) - seg0) >> 2;    /* float4 index of the chunk in a staged row */
                 float part[8];
-                for (int r = 0; r < R; r++)
+#pragma unroll
+                for (int r = 0; r < 8; r++)
                     part[r] = 0.0f;
+#pragma unroll
                 for (int j = 0; j < 4; j++) {
                     uint wj = j == 0 ? w[u].x : (j == 1 ? w[u].y : (j == 2 ? w[u].z : w[u].w));
                     float v0 = nib(wj, 0, zf[u]), v1 = nib(wj, 1, zf[u]), v2 = nib(wj, 2, zf[u]);
                     float v3 = nib(wj, 3, zf[u]), v4 = nib(wj, 4, zf[u]), v5 = nib(wj, 5, zf[u]);
                     float v6 = nib(wj, 6, zf[u]), v7 = nib(wj, 7, zf[u]);
-                    for (int r = 0; r < R; r++) {
+#pragma unroll
+                    for (int r = 0; r < 8; r++) {
+                        if (r >= R)
+                            continue;
                         float4 xa = xs4[r * (XSEG / 4) + kx + 2 * j];
                         float4 xb = xs4[r * (XSEG / 4) + kx + 2 * j + 1];
                         float p = part[r];
@@ -110,7 +119,8 @@ void gemv_w4_body(const int R, global const uint4 *wq, global const half *sc, gl
                         part[r] = p;
                     }
                 }
-                for (int r = 0; r < R; r++)
+#pragma unroll
+                for (int r = 0; r < 8; r++)
                     acc[r] = fma(scl[u], part[r], acc[r]);
             }
         }
@@ -118,8 +128,10 @@ void gemv_w4_body(const int R, global const uint4 *wq, global const half *sc, gl
 
     /* the staging buffer doubles as the reduction buffer (KS * R * PN <= XS, checked by the host) */
     barrier(CLK_LOCAL_MEM_FENCE);
-    for (int r = 0; r < R; r++)
-        xs[(s * R + r) * PN + c] = acc[r];
+#pragma unroll
+    for (int r = 0; r < 8; r++)
+        if (r < R)
+            xs[(s * R + r) * PN + c] = acc[r];
     barrier(CLK_LOCAL_MEM_FENCE);
     if (s == 0 && n < N) {
         float b = has_bias ? bias[n] : 0.0f;
@@ -253,7 +265,7 @@ kernel __attribute__((reqd_work_group_size(TX, TY, 1))) void gemm_w4_tiled(
             w4_load_x(xv, x, xo, x_f16, act, has_act, m0, M, K, (kc + 1) << 5, lid);
             w4_load_w(wv, wsc, wzf, wq, sc, zr, n0, Npad, KC, kc + 1, G, lid);
         }
-#pragma unroll
+#pragma unroll 4
         for (int kk = 0; kk < BK; kk++) {
             float a[TM], b[TN];
 #pragma unroll
