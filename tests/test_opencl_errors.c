@@ -2,7 +2,8 @@
  * OpenCL backend errors become libawq errors with detail: a kernel that fails to build returns
  * the compiler's log; a buffer beyond CL_DEVICE_MAX_MEM_ALLOC_SIZE is AWQ_ERR_DEVICE_MEMORY with
  * the size; a tensor offset that is not a multiple of its element size is refused; and an
- * overlapping copy inside one buffer (which OpenCL itself refuses) behaves like memmove.
+ * overlapping copy inside one buffer (which OpenCL itself refuses) behaves like memmove; a bad
+ * AWQ_OPENCL_PARAMS tuning override makes open fail with a reason.
  *
  * Runs without fork (PoCL, see test_opencl_cache.c); exits 77 without an OpenCL device.
  */
@@ -87,6 +88,24 @@ START_TEST(test_overlapping_copy)
 }
 END_TEST
 
+START_TEST(test_bad_param_override)
+{
+    static const char *bad[] = { "bm=48", "row=quantum", "gv_ts=3", "nonsense", "pack_n=-1" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        setenv("AWQ_OPENCL_PARAMS", bad[i], 1);
+        awq_context *c;
+        awq_device *d = NULL;
+        ck_assert_int_eq(awq_context_create(NULL, &c), 0);
+        int st = awq_device_open(c, "opencl", -1, &d);
+        ck_assert_msg(st == AWQ_ERR_INVALID_ARGUMENT && !d, "%s: open gave %d", bad[i], st);
+        ck_assert_msg(strstr(awq_context_last_error(c), "AWQ_OPENCL_PARAMS"), "%s: %s", bad[i],
+                      awq_context_last_error(c));
+        awq_context_destroy(c);
+    }
+    unsetenv("AWQ_OPENCL_PARAMS");
+}
+END_TEST
+
 int main(void)
 {
     if (awq_context_create(NULL, &ctx) != 0)
@@ -103,6 +122,7 @@ int main(void)
     tcase_add_test(tc, test_allocation_beyond_device_limit);
     tcase_add_test(tc, test_misaligned_offset);
     tcase_add_test(tc, test_overlapping_copy);
+    tcase_add_test(tc, test_bad_param_override);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK);

@@ -255,6 +255,8 @@ static void ocl_close(void *dev)
         clReleaseMemObject(d->dummy);
     if (d->sq_part)
         clReleaseMemObject(d->sq_part);
+    if (d->att_part)
+        clReleaseMemObject(d->att_part);
     if (d->q)
         clReleaseCommandQueue(d->q);
     if (d->ctx)
@@ -262,15 +264,20 @@ static void ocl_close(void *dev)
     free(d);
 }
 
+/* Options common to every program: the kernel parameters as -D values, correctly rounded fp32
+ * division where offered (quantization rounds v / scale exactly as the CPU does), and
+ * $AWQ_OPENCL_OPTIONS for experiments (e.g. NVIDIA's -cl-nv-maxrregcount=128). */
 static void build_options(struct ocl_dev *d)
 {
     const struct ocl_params *p = &d->p;
+    const char *extra = getenv("AWQ_OPENCL_OPTIONS");
     snprintf(d->options, sizeof d->options,
              "-cl-std=CL1.2%s -DPN=%d -DKS=%d -DUNR=%d -DXS=%d -DBM=%d -DBN=%d -DTM=%d -DTN=%d "
-             "-DGV_TS=%d -DGV_NR=%d -DRED_WG=%d -DST_C=%d -DST_S=%d -DCS_N=%d -DCS_T=%d",
+             "-DGV_TS=%d -DGV_NR=%d -DRED_WG=%d -DST_C=%d -DST_S=%d -DCS_N=%d -DCS_T=%d%s%s",
              d->desc.cr_divide ? " -cl-fp32-correctly-rounded-divide-sqrt" : "", p->pack_n,
              p->gemv_ks, p->gemv_unroll, p->gemv_xs, p->bm, p->bn, p->tm, p->tn, p->gv_ts, p->gv_nr,
-             p->red_wg, p->st_c, p->st_s, p->cs_n, p->cs_t);
+             p->red_wg, p->st_c, p->st_s, p->cs_n, p->cs_t, extra && *extra ? " " : "",
+             extra && *extra ? extra : "");
 }
 
 static int ocl_open(void *state, int index, const awq_context_options *opt, struct awq_errbuf *err,
@@ -290,7 +297,11 @@ static int ocl_open(void *state, int index, const awq_context_options *opt, stru
         d->log_level = opt->log_level;
         d->log_user = opt->user;
     }
-    ocl_params_choose(&d->desc, &d->p);
+    char why[256];
+    if (ocl_params_choose(&d->desc, &d->p, why, sizeof why) < 0) {
+        free(d);
+        return awq_err_set(err, AWQ_ERR_INVALID_ARGUMENT, "%s", why);
+    }
     build_options(d);
     ocl_cache_dir(d->cache_dir, sizeof d->cache_dir);
     d->acc_size = d->desc.fp64 ? sizeof(cl_double) : sizeof(cl_float);

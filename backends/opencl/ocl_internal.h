@@ -46,10 +46,12 @@ struct ocl_params {
     int st_c, st_s;          /* act_stats: channels x row slices */
     int cs_n, cs_t;          /* clip_search: channels x token slices */
     int att_wg;              /* attention work-group size */
+    int att_wgs;             /* split long KV caches while fewer work-groups would run (0: auto) */
 };
 
-/* Picks the table row for a device and fits it to the device's limits. */
-void ocl_params_choose(const struct ocl_devdesc *d, struct ocl_params *p);
+/* Picks the table row for a device, fits it to the device's limits and applies the overrides of
+ * $AWQ_OPENCL_PARAMS; returns -1 with a reason when the overrides are invalid. */
+int ocl_params_choose(const struct ocl_devdesc *d, struct ocl_params *p, char *why, size_t n);
 
 /* ---- the device (an open queue) ------------------------------------------------------------------ */
 
@@ -76,7 +78,7 @@ enum ocl_kern {
 struct ocl_att {
     int hd, bq, bkv, wg;
     cl_program prog;
-    cl_kernel k;
+    cl_kernel k, combine;
 };
 
 struct ocl_dev {
@@ -96,6 +98,8 @@ struct ocl_dev {
     int n_att;
     cl_mem dummy;             /* bound to absent optional tensors */
     cl_mem sq_part;           /* OCL_SQ_PARTS accumulators for sq_err */
+    cl_mem att_part;          /* partial results of split attention (grown on demand) */
+    size_t att_part_size;
     size_t acc_size;          /* sizeof the kernels' acc_t: 8 with cl_khr_fp64, else 4 */
 };
 

@@ -68,13 +68,53 @@ int ocl_attention(void *dev, const struct awq_attention_args *a)
     const struct ocl_att *att;
     TRY(ocl_attention_kernel(d, a->head_dim, &att));
     size_t rows = (size_t)a->q_len * (size_t)(a->n_heads / a->n_kv_heads);
+    size_t n_rb = (rows + (size_t)att->bq - 1) / (size_t)att->bq;
+    size_t wgs = n_rb * (size_t)a->n_kv_heads * (size_t)a->n_seq;
+
+    /* Too few work-groups for the device (decode): split the keys, at least 4 tiles per split. */
+    size_t n_split = 1, split_len = (size_t)a->kv_len;
+    if (wgs < (size_t)d->p.att_wgs) {
+        size_t want = ((size_t)d->p.att_wgs + wgs - 1) / wgs;
+        size_t most = (size_t)a->kv_len / (4 * (size_t)att->bkv);
+        n_split = want < most ? want : most;
+        if (n_split > 256)
+            n_split = 256;
+        if (n_split >= 2) {
+            split_len = ocl_round_up(((size_t)a->kv_len + n_split - 1) / n_split, (size_t)att->bkv);
+            n_split = ((size_t)a->kv_len + split_len - 1) / split_len;
+        } else {
+            n_split = 1;
+        }
+    }
+    cl_mem part = d->dummy;
+    if (n_split > 1) {
+        size_t need = wgs * n_split * (size_t)att->bq * (size_t)(a->head_dim + 2) * sizeof(float);
+        if (need > d->att_part_size) {
+            cl_int e;
+            cl_mem m = clCreateBuffer(d->ctx, CL_MEM_READ_WRITE, need, NULL, &e);
+            if (!m)
+                return ocl_fail(d->err, e, "clCreateBuffer (attention partial results)");
+            if (d->att_part)
+                clReleaseMemObject(d->att_part);   /* queued kernels keep it alive */
+            d->att_part = m;
+            d->att_part_size = need;
+        }
+        part = d->att_part;
+    }
     size_t lws[3] = { (size_t)att->wg, 1, 1 };
-    size_t gws[3] = { (rows + (size_t)att->bq - 1) / (size_t)att->bq * (size_t)att->wg,
-                      (size_t)a->n_kv_heads, (size_t)a->n_seq };
-    return OCL_LAUNCH(d, att->k, "attention", 3, gws, lws, OA_MEM(q), OA_ULONG(qo), OA_MEM(k),
-                      OA_ULONG(ko), OA_MEM(v), OA_ULONG(vo), OA_MEM(o), OA_ULONG(oo),
-                      OA_INT(a->q_len), OA_INT(a->kv_len), OA_INT(a->n_heads),
-                      OA_INT(a->n_kv_heads), OA_FLOAT(a->scale));
+    size_t gws[3] = { n_rb * n_split * (size_t)att->wg, (size_t)a->n_kv_heads, (size_t)a->n_seq };
+    TRY(OCL_LAUNCH(d, att->k, "attention", 3, gws, lws, OA_MEM(q), OA_ULONG(qo), OA_MEM(k),
+                   OA_ULONG(ko), OA_MEM(v), OA_ULONG(vo), OA_MEM(o), OA_ULONG(oo),
+                   OA_INT(a->q_len), OA_INT(a->kv_len), OA_INT(a->n_heads), OA_INT(a->n_kv_heads),
+                   OA_FLOAT(a->scale), OA_INT(split_len), OA_INT(n_split), OA_MEM(part)));
+    if (n_split == 1)
+        return 0;
+    size_t clws[3] = { 32, 1, 1 };
+    size_t cgws[3] = { ocl_round_up((size_t)a->head_dim, 32), rows,
+                       (size_t)a->n_kv_heads * (size_t)a->n_seq };
+    return OCL_LAUNCH(d, att->combine, "attention_combine", 3, cgws, clws, OA_MEM(part), OA_MEM(o),
+                      OA_ULONG(oo), OA_INT(a->q_len), OA_INT(a->n_heads), OA_INT(a->n_kv_heads),
+                      OA_INT(n_split));
 }
 
 static int elementwise(struct ocl_dev *d, enum ocl_kern kern, const char *name, size_t n,

@@ -385,10 +385,9 @@ void ocl_programs_release(struct ocl_dev *d)
             d->prog[i] = NULL;
         }
     for (int i = 0; i < d->n_att; i++) {
-        if (d->att[i].k)
-            clReleaseKernel(d->att[i].k);
-        if (d->att[i].prog)
-            clReleaseProgram(d->att[i].prog);
+        clReleaseKernel(d->att[i].k);
+        clReleaseKernel(d->att[i].combine);
+        clReleaseProgram(d->att[i].prog);
     }
     d->n_att = 0;
 }
@@ -429,7 +428,7 @@ int ocl_attention_kernel(struct ocl_dev *d, int hd, const struct ocl_att **out)
     if (wg < (size_t)bq)
         wg = (size_t)bq;     /* the row owners are items 0..bq-1 */
 
-    struct ocl_att a = { hd, bq, bkv, (int)wg, NULL, NULL };
+    struct ocl_att a = { hd, bq, bkv, (int)wg, NULL, NULL, NULL };
     char extra[128], label[48];
     snprintf(extra, sizeof extra, "-DHD=%d -DBQ=%d -DBKV=%d -DAWG=%d", hd, bq, bkv, a.wg);
     snprintf(label, sizeof label, "attention_hd%d", hd);
@@ -438,13 +437,18 @@ int ocl_attention_kernel(struct ocl_dev *d, int hd, const struct ocl_att **out)
         return st;
     cl_int e;
     a.k = clCreateKernel(a.prog, "attention", &e);
-    if (!a.k) {
+    if (a.k)
+        a.combine = clCreateKernel(a.prog, "attention_combine", &e);
+    if (!a.k || !a.combine) {
+        if (a.k)
+            clReleaseKernel(a.k);
         clReleaseProgram(a.prog);
         return ocl_fail(d->err, e, "clCreateKernel(attention)");
     }
     if (d->n_att == OCL_ATT_VARIANTS) {
         /* keep the table bounded: drop the oldest variant (queued launches keep their kernel) */
         clReleaseKernel(d->att[0].k);
+        clReleaseKernel(d->att[0].combine);
         clReleaseProgram(d->att[0].prog);
         memmove(&d->att[0], &d->att[1], (OCL_ATT_VARIANTS - 1) * sizeof d->att[0]);
         d->n_att--;
