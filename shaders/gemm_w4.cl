@@ -44,8 +44,11 @@ AWQ_INLINE void gemv_w4_body(const int R, global const uint4 *wq, global const h
 {
     local float *xs = (local float *)xs4;
     const int c = get_local_id(0), s = get_local_id(1), lid = s * PN + c;
-    const int nb = get_group_id(0), n = nb * PN + c;
-    const int m0 = get_group_id(1) * R;
+    /* the row blocks of one column block are neighbours in launch order, so they run together
+     * and all but the first find the block's weights in the L2 cache */
+    const int n_rb = (M + R - 1) / R;
+    const int nb = get_group_id(0) / n_rb, n = nb * PN + c;
+    const int m0 = (get_group_id(0) % n_rb) * R;
     const int KC = K >> 5;
     /* loops over rows run to 8 and test r < R: a constant trip count unrolls before R is known */
     float acc[8];

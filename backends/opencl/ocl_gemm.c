@@ -56,13 +56,17 @@ int ocl_w4_create(void *dev, const struct awq_w4_host *s, void **out)
     uint32_t *q = calloc(n_q, sizeof *q);
     uint16_t *sc = calloc(n_s, sizeof *sc);
     uint8_t *zr = calloc(n_s, 1);
+    size_t *nbase = malloc((size_t)N * sizeof *nbase);
     struct ocl_w4 *w = calloc(1, sizeof *w);
     int st = 0;
-    if (!q || !sc || !zr || !w) {
+    if (!q || !sc || !zr || !nbase || !w) {
         st = awq_err_set(d->err, AWQ_ERR_OUT_OF_MEMORY, "out of host memory repacking a %dx%d "
                          "4-bit weight", K, N);
         goto out;
     }
+    /* word index of column n's block, chunk 0, word 0 */
+    for (int n = 0; n < N; n++)
+        nbase[n] = (size_t)(n / PN) * (size_t)KC * (size_t)PN * 4 + (size_t)(n % PN) * 4;
     /* codes: AutoAWQ word (k, j) nibble `slot` is column 8j + AWQ_PACK_ORDER[slot] */
     for (int k = 0; k < K; k++) {
         const int32_t *row = s->qweight + (size_t)k * (size_t)nw;
@@ -70,12 +74,9 @@ int ocl_w4_create(void *dev, const struct awq_w4_host *s, void **out)
         unsigned shift = 4u * (unsigned)(k & 7);
         for (int j = 0; j < nw; j++) {
             uint32_t v = (uint32_t)row[j];
-            for (int slot = 0; slot < 8; slot++) {
-                int n = 8 * j + AWQ_PACK_ORDER[slot];
-                size_t at = (size_t)(n / PN) * (size_t)KC * (size_t)PN * 4 + kpart +
-                            (size_t)(n % PN) * 4;
-                q[at] |= ((v >> (4 * slot)) & 15u) << shift;
-            }
+            const size_t *nb8 = nbase + 8 * j;
+            for (int slot = 0; slot < 8; slot++)
+                q[nb8[AWQ_PACK_ORDER[slot]] + kpart] |= ((v >> (4 * slot)) & 15u) << shift;
         }
     }
     for (int g = 0; g < KG; g++) {
@@ -99,6 +100,7 @@ int ocl_w4_create(void *dev, const struct awq_w4_host *s, void **out)
     w = NULL;
 out:
     ocl_w4_free(d, w);
+    free(nbase);
     free(q);
     free(sc);
     free(zr);
@@ -133,7 +135,7 @@ int ocl_gemm_w4(void *dev, const struct awq_gemm_w4_args *a)
         cl_kernel k = d->k[R == 1 ? K_GEMV_W4_R1 : R == 2 ? K_GEMV_W4_R2 : R == 4 ? K_GEMV_W4_R4
                                                                              : K_GEMV_W4_R8];
         size_t lws[2] = { (size_t)p->pack_n, (size_t)p->gemv_ks };
-        size_t gws[2] = { (size_t)w->Npad, (size_t)p->gemv_ks * (size_t)((M + R - 1) / R) };
+        size_t gws[2] = { (size_t)w->Npad * (size_t)((M + R - 1) / R), (size_t)p->gemv_ks };
         return OCL_LAUNCH(d, k, "gemv_w4", 2, gws, lws, OA_MEM(w->q), OA_MEM(w->scales),
                           OA_MEM(w->zeros), OA_MEM(x), OA_ULONG(xo), OA_INT(xf16), OA_MEM(act),
                           OA_ULONG(ao), OA_INT(a->act_scale.buf != NULL), OA_MEM(bias),
