@@ -8,6 +8,7 @@ set -u
 OUT=${OUT:-/tmp/awq-gpu}
 mkdir -p "$OUT"
 data=${AWQ_TEST_DATA:-$PWD/shared}
+export AWQ_TEST_DATA=$data
 log() { echo "== $* ($(date +%T))"; }
 summary() { grep -hE '^[0-9]+%: Checks|SKIP|ERROR SUMMARY|perplexity|FAIL' "$@" 2>/dev/null | head -40; }
 
@@ -16,7 +17,7 @@ for step in "$@"; do
   build)
     log build
     source .device/setup.sh >"$OUT/setup.log" 2>&1
-    autoreconf -fi >/dev/null 2>&1 && ./configure CUDA_ARCHS=90 >"$OUT/configure.log" 2>&1 &&
+    autoreconf -fi >/dev/null 2>&1 && ./configure CUDA_ARCHS=90 ${CONFIGURE_FLAGS:-} >"$OUT/configure.log" 2>&1 &&
       make -j16 >"$OUT/build.log" 2>&1 && make -j16 tests/parity_cuda tests/parity_opencl tests/parity_vulkan \
         tests/test_cuda >>"$OUT/build.log" 2>&1
     rc=$?; tail -12 "$OUT/configure.log"; [ $rc = 0 ] || { tail -30 "$OUT/build.log"; exit 1; }
