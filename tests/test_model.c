@@ -94,7 +94,11 @@ START_TEST(test_config)
     ck_assert_int_eq(parse("{" BASE ", \"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4}}", &c, &e),
                      AWQ_ERR_UNSUPPORTED);
     ck_assert_ptr_nonnull(strstr(e.msg, "yarn"));
-    ck_assert_int_eq(parse("{" BASE ", \"hidden_size\": -4}", &c, &e), AWQ_ERR_BAD_CONFIG);
+    ck_assert_int_eq(parse("{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": -4, \"intermediate_size\": 8, "
+                           "\"num_hidden_layers\": 1, \"num_attention_heads\": 1, \"vocab_size\": 8}", &c, &e),
+                     AWQ_ERR_BAD_CONFIG);
+    ck_assert_ptr_nonnull(strstr(e.msg, "hidden_size"));
+    ck_assert_int_eq(parse("{" BASE ", \"hidden_size\": 32}", &c, &e), AWQ_ERR_BAD_JSON);   /* a key twice */
     ck_assert_int_eq(parse("{" BASE ", \"vocab_size\": \"many\"}", &c, &e), AWQ_ERR_BAD_CONFIG);
     ck_assert_int_eq(parse("{" BASE ",}", &c, &e), AWQ_ERR_BAD_JSON);
     ck_assert_int_eq(parse("[1, 2]", &c, &e), AWQ_ERR_BAD_CONFIG);
@@ -360,7 +364,8 @@ START_TEST(test_bad_input)
     ck_assert_int_eq(awq_quantize(cpu, model_dir, path, &o, NULL), AWQ_ERR_IO);
     ck_assert_ptr_nonnull(strstr(awq_device_last_error(cpu), "not a model directory"));
     /* model: missing directory, a config without a required field */
-    ck_assert_int_eq(awq_quantize(cpu, "/nonexistent/model", path, &o, NULL), AWQ_ERR_NOT_FOUND);
+    snprintf(out, sizeof out, "%s/out", tmp);
+    ck_assert_int_eq(awq_quantize(cpu, "/nonexistent/model", out, &o, NULL), AWQ_ERR_NOT_FOUND);
     snprintf(path, sizeof path, "%s/model", tmp);
     mkdir(path, 0755);
     snprintf(out, sizeof out, "%s/config.json", path);
