@@ -29,6 +29,7 @@ struct awq_layer_report {
     double err_rtn, err_awq;           /* block output MSE vs the full-precision block */
     double out_power;                  /* mean square of the full-precision block output */
     double seconds;
+    double t_load, t_record, t_scales, t_clip, t_finish;   /* seconds per phase */
 };
 
 /* The quantized result of one linear. */

@@ -49,12 +49,6 @@ AWQ_API void awq_quantize_report_destroy(awq_quantize_report *r)
     free(r);
 }
 
-#define TRY(x)              \
-    do {                    \
-        int st_ = (x);      \
-        if (st_ < 0)        \
-            return st_;     \
-    } while (0)
 
 static int check_options(const awq_quantize_options *o, struct awq_errbuf *err)
 {
@@ -252,9 +246,9 @@ static int add_layer(struct awq_ckpt *c, const struct run *r, int i, struct awq_
     char name[192], prefix[128];
     int64_t hs[1] = { r->hm->cfg.hidden };
     snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", i);
-    TRY(awq_ckpt_add_f32(c, name, store_type(o, h->ln1), 1, hs, q->ln1, err));
+    AWQ_TRY(awq_ckpt_add_f32(c, name, store_type(o, h->ln1), 1, hs, q->ln1, err));
     snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", i);
-    TRY(awq_ckpt_add_f32(c, name, store_type(o, h->ln2), 1, hs, q->ln2, err));
+    AWQ_TRY(awq_ckpt_add_f32(c, name, store_type(o, h->ln2), 1, hs, q->ln2, err));
     for (int k = 0; k < AWQ_LIN_COUNT; k++) {
         const struct awq_qlinear *l = &q->lin[k];
         awq_lin_prefix(i, (enum awq_lin)k, prefix, sizeof prefix);
@@ -262,20 +256,20 @@ static int add_layer(struct awq_ckpt *c, const struct run *r, int i, struct awq_
             int64_t qs[2] = { l->in, l->out / 8 }, zs[2] = { l->in / o->group_size, l->out / 8 },
                     ss[2] = { l->in / o->group_size, l->out };
             snprintf(name, sizeof name, "%s.qweight", prefix);
-            TRY(awq_ckpt_add(c, name, AWQ_DTYPE_I32, 2, qs, l->qweight, (size_t)l->in * l->out / 2, err));
+            AWQ_TRY(awq_ckpt_add(c, name, AWQ_DTYPE_I32, 2, qs, l->qweight, (size_t)l->in * l->out / 2, err));
             snprintf(name, sizeof name, "%s.qzeros", prefix);
-            TRY(awq_ckpt_add(c, name, AWQ_DTYPE_I32, 2, zs, l->qzeros, (size_t)zs[0] * l->out / 2, err));
+            AWQ_TRY(awq_ckpt_add(c, name, AWQ_DTYPE_I32, 2, zs, l->qzeros, (size_t)zs[0] * l->out / 2, err));
             snprintf(name, sizeof name, "%s.scales", prefix);
-            TRY(awq_ckpt_add(c, name, AWQ_DTYPE_F16, 2, ss, l->scales, (size_t)ss[0] * l->out * 2, err));
+            AWQ_TRY(awq_ckpt_add(c, name, AWQ_DTYPE_F16, 2, ss, l->scales, (size_t)ss[0] * l->out * 2, err));
         } else {
             int64_t ws[2] = { l->out, l->in };
             snprintf(name, sizeof name, "%s.weight", prefix);
-            TRY(awq_ckpt_add_f32(c, name, store_type(o, h->lin[k].w), 2, ws, l->w, err));
+            AWQ_TRY(awq_ckpt_add_f32(c, name, store_type(o, h->lin[k].w), 2, ws, l->w, err));
         }
         if (l->bias) {
             int64_t bs[1] = { l->out };
             snprintf(name, sizeof name, "%s.bias", prefix);
-            TRY(awq_ckpt_add_f32(c, name, store_type(o, h->lin[k].bias), 1, bs, l->bias, err));
+            AWQ_TRY(awq_ckpt_add_f32(c, name, store_type(o, h->lin[k].bias), 1, bs, l->bias, err));
         }
     }
     return 0;
@@ -411,8 +405,9 @@ int awq_quantize_layers(struct awq_device *dev, const struct awq_hmodel *hm, con
                 if (rep->grp[g].searched)
                     snprintf(ratios + strlen(ratios), sizeof ratios - strlen(ratios), " %s=%.2f", awq_group_names[g],
                              rep->grp[g].ratio);
-            awq_log(dev->ctx, AWQ_LOG_INFO, "block %d/%d:%s err rtn %.3g awq %.3g (%.1fs)", i + 1, c->n_layers,
-                    ratios, rep->err_rtn, rep->err_awq, rep->seconds);
+            awq_log(dev->ctx, AWQ_LOG_INFO, "block %d/%d:%s err rtn %.3g awq %.3g (%.1fs: load %.1f, record %.1f, "
+                    "scales %.1f, clip %.1f, quantize %.1f)", i + 1, c->n_layers, ratios, rep->err_rtn, rep->err_awq,
+                    rep->seconds, rep->t_load, rep->t_record, rep->t_scales, rep->t_clip, rep->t_finish);
         }
         awq_progress(dev->ctx, "quantizing blocks", i + 1, c->n_layers);
         if (st == 0 && awq_cancelled(dev->ctx))
