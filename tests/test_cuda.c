@@ -79,6 +79,7 @@ struct w4c {
     int M, K, N, G;
     awq_dtype xt, yt;
     int bias, act_scale;
+    int xoff;   /* X starts this many elements into its buffer (a misaligned X when odd) */
 };
 
 /* Runs one case on the CPU, the CUDA device and the cuBLAS-forced handle; returns the CUDA Y
@@ -99,21 +100,23 @@ static float *run_w4(const struct w4c *c, int keep)
     size_t xn = (size_t)c->M * c->K, yn = (size_t)c->M * c->N;
     float *xf = random_floats(xn, -1, 1), *bias = random_floats((size_t)c->N, -0.5f, 0.5f);
     float *as = random_floats((size_t)c->K, 0.25f, 4.0f);
-    void *xh = malloc(xn * awq_dtype_size(c->xt));
+    const size_t xes = awq_dtype_size(c->xt), xoff = (size_t)c->xoff * xes;
+    char *xh = calloc(1, xoff + xn * xes);
+    ck_assert_ptr_nonnull(xh);
     if (c->xt == AWQ_DTYPE_F16)
-        awq_f32_to_f16_n(xf, xh, xn);
+        awq_f32_to_f16_n(xf, xh + xoff, xn);
     else
-        memcpy(xh, xf, xn * 4);
+        memcpy(xh + xoff, xf, xn * 4);
     awq_device *devs[3] = { cpu, gpu, gpu_blas };
     float *y[3];
     for (int d = 0; d < 3; d++) {
         struct awq_qweight *w;
         ck_assert_msg(awq_op_w4_create(devs[d], &h, &w) == 0, "w4_create: %s", awq_device_last_error(devs[d]));
-        awq_buffer *xb = upload(devs[d], xh, xn * awq_dtype_size(c->xt));
+        awq_buffer *xb = upload(devs[d], xh, xoff + xn * xes);
         awq_buffer *yb = poisoned(devs[d], yn * awq_dtype_size(c->yt));
         awq_buffer *bb = c->bias ? upload(devs[d], bias, (size_t)c->N * 4) : NULL;
         awq_buffer *ab = c->act_scale ? upload(devs[d], as, (size_t)c->K * 4) : NULL;
-        struct awq_gemm_w4_args a = { .w = w, .M = c->M, .x_type = c->xt, .y_type = c->yt, .x = { xb, 0 },
+        struct awq_gemm_w4_args a = { .w = w, .M = c->M, .x_type = c->xt, .y_type = c->yt, .x = { xb, xoff },
                                       .y = { yb, 0 }, .bias = { bb, 0 }, .act_scale = { ab, 0 } };
         int st = awq_op_gemm_w4(devs[d], &a);
         ck_assert_msg(st == 0, "gemm_w4 M=%d K=%d N=%d on device %d: %s", c->M, c->K, c->N, d,
@@ -149,9 +152,14 @@ static float *run_w4(const struct w4c *c, int keep)
 START_TEST(test_w4_paths)
 {
     static const struct w4c cs[] = {
-        { 1, 96, 24, 32, AWQ_DTYPE_F32, AWQ_DTYPE_F32, 1, 1 },      /* direct, K padded to 64 */
-        { 1, 2048, 264, 128, AWQ_DTYPE_F16, AWQ_DTYPE_F16, 1, 1 },  /* direct f16, split K */
-        { 2, 512, 40, 64, AWQ_DTYPE_F32, AWQ_DTYPE_F16, 0, 1 },     /* fragments, 1 m-tile */
+        { 1, 96, 24, 32, AWQ_DTYPE_F32, AWQ_DTYPE_F32, 1, 1 },      /* act_scale: fp16 copy; K padded to 64 */
+        { 1, 2048, 264, 128, AWQ_DTYPE_F16, AWQ_DTYPE_F16, 1, 1 },  /* fp16 copy, split K */
+        { 1, 8192, 1000, 128, AWQ_DTYPE_F32, AWQ_DTYPE_F32, 1, 0 }, /* direct fp32, odd tile count */
+        { 1, 4096, 528, 128, AWQ_DTYPE_F16, AWQ_DTYPE_F16, 0, 0, 1 },  /* misaligned X: fp16 copy */
+        { 2, 160, 40, 32, AWQ_DTYPE_F16, AWQ_DTYPE_F32, 1, 0 },     /* direct fp16, K padded to 192 */
+        { 4, 2048, 96, 64, AWQ_DTYPE_F32, AWQ_DTYPE_F32, 1, 0, 3 },    /* misaligned fp32 X */
+        { 5, 4160, 72, 64, AWQ_DTYPE_F32, AWQ_DTYPE_F16, 0, 0 },    /* direct fp32, 65 k-blocks */
+        { 2, 512, 40, 64, AWQ_DTYPE_F32, AWQ_DTYPE_F16, 0, 1 },     /* 1 m-tile */
         { 8, 1024, 136, 128, AWQ_DTYPE_F16, AWQ_DTYPE_F32, 1, 0 },
         { 9, 384, 200, 32, AWQ_DTYPE_F32, AWQ_DTYPE_F32, 1, 1 },    /* 2 m-tiles */
         { 16, 1024, 8, 64, AWQ_DTYPE_F16, AWQ_DTYPE_F16, 0, 0 },
