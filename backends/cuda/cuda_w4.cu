@@ -310,6 +310,17 @@ __device__ __forceinline__ uint32_t dq_hi(uint32_t w, uint32_t zn, uint32_t ss)
     return as_u32(__hmul2(__hfma2(as_h2(r), as_h2(0x2C002C00u), as_h2(zn)), as_h2(ss)));
 }
 
+/* The same without the scale: q - zero, exact in fp16. */
+__device__ __forceinline__ uint32_t dq_lo_u(uint32_t w, uint32_t zz)
+{
+    return as_u32(__hsub2(as_h2((w & 0x000F000Fu) | 0x64006400u), as_h2(zz)));
+}
+
+__device__ __forceinline__ uint32_t dq_hi_u(uint32_t w, uint32_t zn)
+{
+    return as_u32(__hfma2(as_h2((w & 0x00F000F0u) | 0x64006400u), as_h2(0x2C002C00u), as_h2(zn)));
+}
+
 /* f16x2 constants of a lane's scale word (half2 scale of columns g, g + 8) and zero byte. */
 struct dq_consts {
     uint32_t zz;   /* 1024 + zero[g], twice */
@@ -349,23 +360,22 @@ __device__ __forceinline__ void mma16816(float (&c)[4], uint32_t a0, uint32_t a1
 }
 
 /* A lane's X for one k-block: rows row0 + 8 mt + g, k = 64 kb + 16t .. + 15 (zero outside X),
- * loaded early (raw) and turned into B fragments when needed: word 2c, 2c + 1 of m-tile mt are
- * the B registers of product c. */
+ * loaded early (raw) and turned into B fragments when needed: words 2c, 2c + 1 of m-tile mt are
+ * the B registers of product c. `base` points at row row0 + g, k = 16t; rows holds how many of
+ * the MT rows exist (m-tile mt exists when mt < rows). */
 template <int MT, int XM>
 struct x_block {
     uint32_t h[XM == XM_F16 ? MT : 1][8];
     float4 f[XM == XM_F32 ? 4 : 1];
 
-    __device__ __forceinline__ void load(const w4_args &p, int kb, int row0, int g, int t)
+    __device__ __forceinline__ void load(const void *base, size_t mt_stride, int rows, bool kv, int kb)
     {
-        const int k0 = kb * 64 + 16 * t;
         if constexpr (XM == XM_F16) {
 #pragma unroll
             for (int mt = 0; mt < MT; mt++) {
-                const int r = row0 + mt * 8 + g;
                 uint4 a = make_uint4(0, 0, 0, 0), b = a;
-                if (r < p.M && k0 < p.K) {
-                    const uint4 *s = (const uint4 *)((const __half *)p.x + (size_t)r * p.K + k0);
+                if (mt < rows && kv) {
+                    const uint4 *s = (const uint4 *)((const __half *)base + mt * mt_stride + (size_t)kb * 64);
                     a = __ldg(s);
                     b = __ldg(s + 1);
                 }
@@ -379,12 +389,12 @@ struct x_block {
                 h[mt][7] = b.w;
             }
         } else {
-            const int r = row0 + g;
+            (void)mt_stride;
 #pragma unroll
             for (int i = 0; i < 4; i++)
                 f[i] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-            if (r < p.M && k0 < p.K) {
-                const float4 *s = (const float4 *)((const float *)p.x + (size_t)r * p.K + k0);
+            if (rows > 0 && kv) {
+                const float4 *s = (const float4 *)((const float *)base + (size_t)kb * 64);
 #pragma unroll
                 for (int i = 0; i < 4; i++)
                     f[i] = __ldg(s + i);
@@ -412,16 +422,20 @@ __device__ __forceinline__ void w4_store(const w4_args &p, int m, int n, float v
         ((float *)p.y)[(size_t)m * p.N + n] = v;
 }
 
-/* Shared memory of one CTA for ring depth D: per warp, [D][W4_NT][32] uint4 of codes, then
- * [D][W4_NT][2][32] u32 (scale word, zero word). */
-static constexpr size_t w4_smem_bytes(int D)
-{
-    return (size_t)W4_WARPS * D * W4_NT * 32 * (sizeof(uint4) + 2 * sizeof(uint32_t));
-}
+/* Shared memory of one CTA: per warp, [W4_D][W4_NT][32] uint4 of codes, then
+ * [W4_D][W4_NT][2][32] u32 (scale word, zero word). */
+#define W4_D 4
+#define W4_SMEM ((size_t)W4_WARPS * W4_D * W4_NT * 32 * (sizeof(uint4) + 2 * sizeof(uint32_t)))
 
-template <int MT, int XM, int D>
+/* PS (G >= 64: a k-block lies in one group): the products take A = q - zero, exact, and each
+ * group's sums are scaled once into the accumulators, in fp32 (4 fewer instructions per 32
+ * codes than scaling A, and the same arithmetic as the CPU backend). Else (G = 32: the two
+ * halves of a block belong to different groups, and one product spans both) A is the fp16
+ * dequantized weight. */
+template <int MT, int XM, bool PS>
 __global__ void __launch_bounds__(W4_WARPS * 32) w4_fused_kernel(const w4_args p)
 {
+    constexpr int D = W4_D;
     extern __shared__ uint4 w4_smem[];
     __shared__ unsigned s_last;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
@@ -440,42 +454,72 @@ __global__ void __launch_bounds__(W4_WARPS * 32) w4_fused_kernel(const w4_args p
                 acc[i][mt][e] = 0.0f;
 
     if (pv) {
-        uint4 *sq = w4_smem + (size_t)warp * D * W4_NT * 32 + lane;
-        uint32_t *sp = (uint32_t *)(w4_smem + (size_t)W4_WARPS * D * W4_NT * 32) + (size_t)warp * D * W4_NT * 64 + lane;
-        const uint4 *gq = p.q + (size_t)pair * p.KB * 64 + lane;
-        const uint32_t *gs = p.sc + (size_t)nt0 * p.NGP * 8 + g;
-        const uint32_t *gz = (const uint32_t *)p.zp + (size_t)nt0 * p.NGP * 2 + (g >> 2);
+        uint4 *const sq = w4_smem + (size_t)warp * D * W4_NT * 32 + lane;
+        uint32_t *const sp =
+            (uint32_t *)(w4_smem + (size_t)W4_WARPS * D * W4_NT * 32) + (size_t)warp * D * W4_NT * 64 + lane;
+        const uint4 *gq = p.q + ((size_t)pair * p.KB + kb0) * 64 + lane;   /* next block to copy */
+        const uint32_t *const gs = p.sc + (size_t)nt0 * p.NGP * 8 + g;
+        const uint32_t *const gz = (const uint32_t *)p.zp + (size_t)nt0 * p.NGP * 2 + (g >> 2);
+        const size_t sc_tile = (size_t)p.NGP * 8, zp_tile = (size_t)p.NGP * 2;
         const int zshift = 8 * (g & 3);
+        const int gmask = PS ? (1 << (p.lgG - 6)) - 1 : 0;   /* k-blocks per group - 1 */
+        const int rows = min(MT, (p.M - row0 - g + 7) / 8);  /* m-tiles whose row g exists */
+        const size_t x_es = XM == XM_F16 ? 2 : 4, mt_stride = (size_t)8 * p.K;
+        const void *xbase = (const char *)p.x + ((size_t)(row0 + g) * p.K + 16 * t) * x_es;
+        const int kx = p.K - 16 * t;                           /* block kb has X when 64 kb < kx */
 
-        /* copies of k-block kb into ring slot s (an empty group past the range) */
+        /* copies of k-block kb into ring slot s (an empty group past the range); with PS the
+         * scales and zeros only where a group starts, or the range does */
         auto issue = [&](int kb, int s) {
             if (kb < kb1) {
-                const int grp = (kb * 64 + 16 * t) >> p.lgG;
-#pragma unroll
-                for (int i = 0; i < W4_NT; i++) {
-                    cp_async16(sq + (s * W4_NT + i) * 32, gq + (size_t)kb * 64 + i * 32);
-                    cp_async4(sp + (s * W4_NT + i) * 64, gs + ((size_t)i * p.NGP + grp) * 8);
-                    cp_async4(sp + (s * W4_NT + i) * 64 + 32, gz + ((size_t)i * p.NGP + grp) * 2);
+                cp_async16(sq + (s * W4_NT) * 32, gq);
+                cp_async16(sq + (s * W4_NT + 1) * 32, gq + 32);
+                gq += 64;
+                if (!PS || kb == kb0 || (kb & gmask) == 0) {
+                    const int grp = PS ? kb >> (p.lgG - 6) : (kb * 64 + 16 * t) >> p.lgG;
+                    cp_async4(sp + (s * W4_NT) * 64, gs + (size_t)grp * 8);
+                    cp_async4(sp + (s * W4_NT) * 64 + 32, gz + (size_t)grp * 2);
+                    cp_async4(sp + (s * W4_NT + 1) * 64, gs + sc_tile + (size_t)grp * 8);
+                    cp_async4(sp + (s * W4_NT + 1) * 64 + 32, gz + zp_tile + (size_t)grp * 2);
                 }
             }
             cp_commit();
         };
 
+        float part[W4_NT][MT][4];   /* PS: the current group's sums */
+        dq_consts dc[W4_NT];
+        float sf[W4_NT][2];         /* PS: the group's scales of columns g, g + 8 */
 #pragma unroll
-        for (int s = 0; s < D - 1; s++)
-            issue(kb0 + s, s);
-        int s_use = 0, s_next = D - 1;
-        for (int kb = kb0; kb < kb1; kb++) {
+        for (int i = 0; i < W4_NT; i++)
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++)
+                    part[i][mt][e] = 0.0f;
+
+        /* one k-block: consumes ring slot s, refills the slot the previous block freed */
+        auto step = [&](int kb, int s) {
             x_block<MT, XM> xb;
-            xb.load(p, kb, row0, g, t);
-            issue(kb + D - 1, s_next);   /* into the slot the previous block freed */
-            cp_wait<D - 1>();            /* block kb has landed */
+            xb.load(xbase, mt_stride, rows, kb * 64 < kx, kb);
+            issue(kb + D - 1, (s + D - 1) % D);
+            cp_wait<D - 1>();   /* block kb has landed */
             uint4 wq[W4_NT];
-            dq_consts dc[W4_NT];
 #pragma unroll
-            for (int i = 0; i < W4_NT; i++) {
-                wq[i] = sq[(s_use * W4_NT + i) * 32];
-                dc[i] = make_dq(sp[(s_use * W4_NT + i) * 64], sp[(s_use * W4_NT + i) * 64 + 32] >> zshift);
+            for (int i = 0; i < W4_NT; i++)
+                wq[i] = sq[(s * W4_NT + i) * 32];
+            const bool first = !PS || kb == kb0 || (kb & gmask) == 0;
+            const bool last = PS && (kb + 1 == kb1 || ((kb + 1) & gmask) == 0);
+            if (first) {
+#pragma unroll
+                for (int i = 0; i < W4_NT; i++) {
+                    const uint32_t sv = sp[(s * W4_NT + i) * 64];
+                    dc[i] = make_dq(sv, sp[(s * W4_NT + i) * 64 + 32] >> zshift);
+                    if (PS) {
+                        const float2 f = __half22float2(as_h2(sv));
+                        sf[i][0] = f.x;
+                        sf[i][1] = f.y;
+                    }
+                }
             }
             xb.convert();
 #pragma unroll
@@ -483,17 +527,44 @@ __global__ void __launch_bounds__(W4_WARPS * 32) w4_fused_kernel(const w4_args p
 #pragma unroll
                 for (int i = 0; i < W4_NT; i++) {
                     const uint32_t w = c == 0 ? wq[i].x : c == 1 ? wq[i].y : c == 2 ? wq[i].z : wq[i].w;
-                    const uint32_t a0 = dq_lo(w, dc[i].zz, dc[i].s0);
-                    const uint32_t a1 = dq_hi(w, dc[i].zn, dc[i].s1);
-                    const uint32_t a2 = dq_lo(w >> 8, dc[i].zz, dc[i].s0);
-                    const uint32_t a3 = dq_hi(w >> 8, dc[i].zn, dc[i].s1);
+                    uint32_t a0, a1, a2, a3;
+                    if (PS) {
+                        a0 = dq_lo_u(w, dc[i].zz);
+                        a1 = dq_hi_u(w, dc[i].zn);
+                        a2 = dq_lo_u(w >> 8, dc[i].zz);
+                        a3 = dq_hi_u(w >> 8, dc[i].zn);
+                    } else {
+                        a0 = dq_lo(w, dc[i].zz, dc[i].s0);
+                        a1 = dq_hi(w, dc[i].zn, dc[i].s1);
+                        a2 = dq_lo(w >> 8, dc[i].zz, dc[i].s0);
+                        a3 = dq_hi(w >> 8, dc[i].zn, dc[i].s1);
+                    }
 #pragma unroll
                     for (int mt = 0; mt < MT; mt++)
-                        mma16816(acc[i][mt], a0, a1, a2, a3, xb.h[mt][2 * c], xb.h[mt][2 * c + 1]);
+                        mma16816(PS ? part[i][mt] : acc[i][mt], a0, a1, a2, a3, xb.h[mt][2 * c], xb.h[mt][2 * c + 1]);
                 }
             }
-            s_use = s_use + 1 == D ? 0 : s_use + 1;
-            s_next = s_next + 1 == D ? 0 : s_next + 1;
+            if (last) {
+#pragma unroll
+                for (int i = 0; i < W4_NT; i++)
+#pragma unroll
+                    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+                        for (int e = 0; e < 4; e++) {
+                            acc[i][mt][e] = fmaf(sf[i][e >> 1], part[i][mt][e], acc[i][mt][e]);
+                            part[i][mt][e] = 0.0f;
+                        }
+            }
+        };
+
+#pragma unroll
+        for (int s = 0; s < D - 1; s++)
+            issue(kb0 + s, s);
+        for (int kb = kb0; kb < kb1; kb += D) {
+#pragma unroll
+            for (int u = 0; u < D; u++)
+                if (kb + u < kb1)
+                    step(kb + u, u);
         }
     }
 
@@ -581,27 +652,26 @@ __global__ void w4_dequant_kernel(const uint4 *__restrict__ q, const uint32_t *_
 }
 
 /* The fused kernel instances: kind 0 = fp32 X, one m-tile; kinds 1, 2, 3 = fp16 X, 1, 2 or 4
- * m-tiles; each with a ring of 4 or 8 k-blocks (deep = 1). */
-#define W4_KINDS 4
-static void (*kernel_of(int kind, int deep))(w4_args)
+ * m-tiles; each with the scale applied to A (ps = 0, G = 32) or to the group sums (ps = 1). */
+static void (*kernel_of(int kind, int ps))(w4_args)
 {
-    switch (kind * 2 + deep) {
+    switch (kind * 2 + ps) {
     case 0:
-        return w4_fused_kernel<1, XM_F32, 4>;
+        return w4_fused_kernel<1, XM_F32, false>;
     case 1:
-        return w4_fused_kernel<1, XM_F32, 8>;
+        return w4_fused_kernel<1, XM_F32, true>;
     case 2:
-        return w4_fused_kernel<1, XM_F16, 4>;
+        return w4_fused_kernel<1, XM_F16, false>;
     case 3:
-        return w4_fused_kernel<1, XM_F16, 8>;
+        return w4_fused_kernel<1, XM_F16, true>;
     case 4:
-        return w4_fused_kernel<2, XM_F16, 4>;
+        return w4_fused_kernel<2, XM_F16, false>;
     case 5:
-        return w4_fused_kernel<2, XM_F16, 8>;
+        return w4_fused_kernel<2, XM_F16, true>;
     case 6:
-        return w4_fused_kernel<4, XM_F16, 4>;
+        return w4_fused_kernel<4, XM_F16, false>;
     default:
-        return w4_fused_kernel<4, XM_F16, 8>;
+        return w4_fused_kernel<4, XM_F16, true>;
     }
 }
 
@@ -665,7 +735,7 @@ int cu_gemm_w4(void *dev, const struct awq_gemm_w4_args *a)
     if (M >= d->w4_cublas_min_m)
         return w4_cublas(d, a, w);
 
-    const int MT = M <= 8 ? 1 : M <= 16 ? 2 : 4;
+    const int MT = M <= 8 || d->w4_max_mt < 2 ? 1 : M <= 16 || d->w4_max_mt < 4 ? 2 : 4;
     const size_t chunks = ((size_t)M + MT * 8 - 1) / (MT * 8);
     const size_t col_groups = ((size_t)w->NTILES / W4_NT + W4_WARPS - 1) / W4_WARPS;
     if (col_groups > 65535 || chunks > 0x7fffffffu)
@@ -681,10 +751,10 @@ int cu_gemm_w4(void *dev, const struct awq_gemm_w4_args *a)
         x = x16;
         xm = XM_F16;
     }
-    const int kind = xm == XM_F32 ? 0 : MT == 1 ? 1 : MT == 2 ? 2 : 3, deep = d->w4_depth >= 8;
-    const size_t smem = w4_smem_bytes(deep ? 8 : 4);
-    void (*kernel)(w4_args) = kernel_of(kind, deep);
-    int *occ = &d->w4_occupancy[kind * 2 + deep];
+    const int kind = xm == XM_F32 ? 0 : MT == 1 ? 1 : MT == 2 ? 2 : 3, ps = w->G >= 64;
+    const size_t smem = W4_SMEM;
+    void (*kernel)(w4_args) = kernel_of(kind, ps);
+    int *occ = &d->w4_occupancy[kind * 2 + ps];
     if (*occ <= 0) {
         CU_TRY(d, op, cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
         CU_TRY(d, op, cudaOccupancyMaxActiveBlocksPerMultiprocessor(occ, kernel, W4_WARPS * 32, smem));
@@ -692,7 +762,7 @@ int cu_gemm_w4(void *dev, const struct awq_gemm_w4_args *a)
             *occ = 1;
     }
     /* Split K so that the grid fills the resident CTA slots once: a partial second wave would
-     * double the time of the CTAs in it. Every warp keeps D - 1 k-blocks (1 KiB each) in flight,
+     * double the time of the CTAs in it. Every warp keeps W4_D - 1 k-blocks (1 KiB each) in flight,
      * so a full wave saturates memory bandwidth even when the SMs hold unequal numbers of CTAs. */
     const size_t base = chunks * col_groups, slots = (size_t)d->sms * (size_t)*occ;
     int S = 1;
