@@ -1,7 +1,7 @@
 /*
  * CUDA-specific checks beyond the shared parity suite, against the CPU backend: every gemm_w4
  * code path (X read straight in fp32 or fp16, or first copied to fp16 when misaligned or scaled;
- * 1, 2 and 4 m-tiles, row chunks, split K inside and across groups, G = 32 and G >= 64, the
+ * 1 and 2 m-tiles, row chunks, split K inside and across groups, G = 32 and G >= 64, the
  * dequantize + cuBLAS path forced on a second device handle), bitwise determinism of the split reductions,
  * attention with head_dim 256 and long KV, clip search and pseudo-quantization with large groups,
  * unaligned tensors, overlapping copies, and error reporting (device out of memory). Exits 77
@@ -164,11 +164,11 @@ START_TEST(test_w4_paths)
         { 3, 1920, 48, 128, AWQ_DTYPE_F16, AWQ_DTYPE_F16, 1, 0, 0 },   /* splits start inside groups */
         { 2, 512, 40, 64, AWQ_DTYPE_F32, AWQ_DTYPE_F16, 0, 1, 0 },     /* 1 m-tile */
         { 8, 1024, 136, 128, AWQ_DTYPE_F16, AWQ_DTYPE_F32, 1, 0, 0 },
-        { 9, 384, 200, 32, AWQ_DTYPE_F32, AWQ_DTYPE_F32, 1, 1, 0 },    /* 2 m-tiles */
+        { 9, 384, 200, 32, AWQ_DTYPE_F32, AWQ_DTYPE_F32, 1, 1, 0 },    /* 2 m-tiles, G = 32 */
         { 16, 1024, 8, 64, AWQ_DTYPE_F16, AWQ_DTYPE_F16, 0, 0, 0 },
-        { 25, 160, 72, 32, AWQ_DTYPE_F32, AWQ_DTYPE_F32, 1, 0, 0 },    /* 4 m-tiles, 7 rows unused */
-        { 33, 768, 96, 128, AWQ_DTYPE_F32, AWQ_DTYPE_F16, 1, 1, 0 },   /* 2 row chunks */
-        { 130, 256, 2056, 64, AWQ_DTYPE_F16, AWQ_DTYPE_F32, 0, 1, 0 }, /* 5 row chunks, 17 column groups */
+        { 25, 160, 72, 32, AWQ_DTYPE_F32, AWQ_DTYPE_F32, 1, 0, 0 },    /* 2 row chunks, 7 rows unused */
+        { 33, 768, 96, 128, AWQ_DTYPE_F32, AWQ_DTYPE_F16, 1, 1, 0 },   /* 3 row chunks */
+        { 130, 256, 2056, 64, AWQ_DTYPE_F16, AWQ_DTYPE_F32, 0, 1, 0 }, /* 9 row chunks, 17 column groups */
         { 300, 4096, 8, 128, AWQ_DTYPE_F16, AWQ_DTYPE_F16, 1, 0, 0 },  /* many chunks, split K */
         { 520, 384, 136, 32, AWQ_DTYPE_F32, AWQ_DTYPE_F32, 1, 1, 0 },  /* 17 row chunks */
         { 600, 256, 24, 128, AWQ_DTYPE_F16, AWQ_DTYPE_F16, 1, 0, 0 },  /* fp16 Y + bias */

@@ -12,10 +12,9 @@
  *     nibble j     (j = 0..3): column g + 8 (j & 1), k = 16t + 4c + 2 (j >> 1)
  *     nibble j + 4           : the same column, k + 1
  * A register 0 is `word & 0x000F000F | 0x64006400` = f16x2 (1024 + q, 1024 + q'), exact; minus
- * (1024 + zero), exact; times the fp16 scale, rounded once: the dequantized weight
- * (q - zero) * scale correctly rounded to fp16, as the CPU backend computes it. Register 1 is
- * `word & 0x00F000F0 | 0x64006400` = 1024 + 16q, and one fma (x 1/16 - (64 + zero)) gives q - zero
- * exactly; registers 2 and 3 are the same on word >> 8.
+ * (1024 + zero) gives q - zero, exact. Register 1 is `word & 0x00F000F0 | 0x64006400` = 1024 +
+ * 16q, and one fma (x 1/16 - (64 + zero)) gives q - zero exactly; registers 2 and 3 are the same
+ * on word >> 8. Times the fp16 scale (rounded once) that is the dequantized weight in fp16.
  *     q  [NTILES/2][KB][2][32] uint4  a warp's two tiles stream through 1 KiB contiguous per block
  *     sc [NTILES][NGP][8] u32         half2(scale[col g], scale[col g + 8]) of group grp
  *     zp [NTILES][NGP][8] u8          zero[col g] | zero[col g + 8] << 4
@@ -24,16 +23,19 @@
  * gemm_w4, M < w4_cublas_min_m (decode and small batches): one fused kernel, bound by the
  * weight stream. A CTA of 4 warps owns 128 output columns (a pair of tiles per warp), a k-range
  * (split K when the columns alone do not fill the resident CTA slots) and 8 * MT rows of X (MT =
- * 1, 2 or 4 m-tiles of 8 rows; larger M runs several row chunks as blockIdx.x, adjacent so that
- * they share each weight tile through L2). Each lane streams its weights, scales and zeros
- * through a private ring of D k-blocks in shared memory with cp.async (no register cost, no
+ * 1 for M <= 8, else 2; larger M runs several row chunks as blockIdx.x, adjacent so that they
+ * share each weight tile through L2). Each lane streams its weights, scales and zeros through a
+ * private ring of D k-blocks in shared memory with cp.async (no register cost, no
  * synchronisation: every lane reads back only what it copied), so D - 1 blocks are always in
- * flight and no load of the loop waits on memory except X, which is issued a block's work ahead
- * and hits L1/L2. Dequantization is 13 integer/half2 instructions per 32 codes; the products run
- * on tensor cores (fp16 x fp16, fp32 accumulation). Split-K partials go to scratch; the last CTA
- * of each output tile (arrival counter) adds them in split order, so the result does not depend
- * on timing. X in fp32 is converted in the kernel when M <= 8; otherwise, or when act_scale is
- * given or X is not 16-byte aligned, a small kernel first writes X (x act_scale) as fp16.
+ * flight; X is loaded a block ahead into registers (it comes from L1/L2), so no load of the loop
+ * is waited for early. With G >= 64 the products take A = q - zero (exact small integers in
+ * fp16, 9 integer/half2 instructions per 32 codes) and each group's sums are scaled in fp32, as
+ * the CPU backend does; with G = 32 A is the fp16 dequantized weight (13 instructions). The
+ * products run on tensor cores (fp16 x fp16, fp32 accumulation). Split-K partials go to scratch;
+ * the last CTA of each output tile (arrival counter) adds them in split order, so the result does
+ * not depend on timing. X in fp32 is converted in the kernel when M <= 8; otherwise, or when
+ * act_scale is given or X is not 16-byte aligned, a small kernel first writes X (x act_scale) as
+ * fp16.
  *
  * gemm_w4, M >= w4_cublas_min_m (prefill, calibration): dequantize to an fp16 [N, K] scratch
  * (in column chunks when large) and call cuBLAS with fp16 X. */
@@ -235,29 +237,7 @@ struct w4_args {
 
 /* cp.async (sm_80+) copies global to shared memory without passing through registers; before
  * that, a plain load + store does the same synchronously. "memory": the compiler must not move
- * shared-memory reads across the copies and waits. */
-__device__ __forceinline__ void cp_async16(void *dst, const void *src)
-{
-#if __CUDA_ARCH__ >= 800
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"((unsigned)__cvta_generic_to_shared(dst)),
-                 "l"(src)
-                 : "memory");
-#else
-    *(uint4 *)dst = __ldg((const uint4 *)src);
-#endif
-}
-
-__device__ __forceinline__ void cp_async4(void *dst, const void *src)
-{
-#if __CUDA_ARCH__ >= 800
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"((unsigned)__cvta_generic_to_shared(dst)),
-                 "l"(src)
-                 : "memory");
-#else
-    *(uint32_t *)dst = __ldg((const uint32_t *)src);
-#endif
-}
-
+ * shared-memory accesses across the copies and waits. */
 __device__ __forceinline__ void cp_commit()
 {
 #if __CUDA_ARCH__ >= 800
@@ -360,8 +340,8 @@ __device__ __forceinline__ void mma16816(float (&c)[4], uint32_t a0, uint32_t a1
 }
 
 /* A lane's X for one k-block: rows row0 + 8 mt + g, k = 64 kb + 16t .. + 15 (zero outside X),
- * loaded early (raw) and turned into B fragments when needed: words 2c, 2c + 1 of m-tile mt are
- * the B registers of product c. `base` points at row row0 + g, k = 16t; rows holds how many of
+ * loaded a block ahead (raw) and turned into B fragments once they have arrived: words 2c, 2c + 1
+ * of m-tile mt are the B registers of product c. `base` points at row row0 + g, k = 16t; rows holds how many of
  * the MT rows exist (m-tile mt exists when mt < rows). */
 template <int MT, int XM>
 struct x_block {
@@ -422,20 +402,59 @@ __device__ __forceinline__ void w4_store(const w4_args &p, int m, int n, float v
         ((float *)p.y)[(size_t)m * p.N + n] = v;
 }
 
-/* Shared memory of one CTA: per warp, [W4_D][W4_NT][32] uint4 of codes, then
- * [W4_D][W4_NT][2][32] u32 (scale word, zero word). */
-#define W4_D 4
-#define W4_SMEM ((size_t)W4_WARPS * W4_D * W4_NT * 32 * (sizeof(uint4) + 2 * sizeof(uint32_t)))
+/* Shared memory of one CTA with a ring of D k-blocks: per warp, [D][W4_NT][32] uint4 of codes,
+ * then [D][W4_NT][2][32] u32 (scale word, zero word). */
+static constexpr size_t w4_smem_bytes(int D)
+{
+    return (size_t)W4_WARPS * D * W4_NT * 32 * (sizeof(uint4) + 2 * sizeof(uint32_t));
+}
+
+/* Shared-memory loads at a 32-bit shared address. volatile: they must stay after the cp.async
+ * wait that makes their data visible. */
+__device__ __forceinline__ uint4 lds128(uint32_t a)
+{
+    uint4 v;
+    asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(a));
+    return v;
+}
+
+__device__ __forceinline__ uint32_t lds32(uint32_t a)
+{
+    uint32_t v;
+    asm volatile("ld.shared.u32 %0, [%1];" : "=r"(v) : "r"(a));
+    return v;
+}
+
+__device__ __forceinline__ void cp_async16_s(uint32_t dst, const void *src)
+{
+#if __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(dst), "l"(src) : "memory");
+#else
+    const uint4 v = __ldg((const uint4 *)src);
+    asm volatile("st.shared.v4.u32 [%0], {%1, %2, %3, %4};" ::"r"(dst), "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w)
+                 : "memory");
+#endif
+}
+
+__device__ __forceinline__ void cp_async4_s(uint32_t dst, const void *src)
+{
+#if __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(dst), "l"(src) : "memory");
+#else
+    asm volatile("st.shared.u32 [%0], %1;" ::"r"(dst), "r"(__ldg((const uint32_t *)src)) : "memory");
+#endif
+}
 
 /* PS (G >= 64: a k-block lies in one group): the products take A = q - zero, exact, and each
  * group's sums are scaled once into the accumulators, in fp32 (4 fewer instructions per 32
  * codes than scaling A, and the same arithmetic as the CPU backend). Else (G = 32: the two
  * halves of a block belong to different groups, and one product spans both) A is the fp16
- * dequantized weight. */
-template <int MT, int XM, bool PS>
-__global__ void __launch_bounds__(W4_WARPS * 32) w4_fused_kernel(const w4_args p)
+ * dequantized weight. D: k-blocks in each lane's copy ring (even: X alternates between two
+ * register buffers, the next block's loads in flight while this one is computed). */
+template <int MT, int XM, bool PS, int D>
+__global__ void __launch_bounds__(W4_WARPS * 32, MT > 1 ? 4 : XM == XM_F16 ? 7 : 5) w4_fused_kernel(const w4_args p)
 {
-    constexpr int D = W4_D;
+    static_assert(D % 2 == 0, "X is double-buffered along the unrolled ring");
     extern __shared__ uint4 w4_smem[];
     __shared__ unsigned s_last;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
@@ -454,33 +473,35 @@ __global__ void __launch_bounds__(W4_WARPS * 32) w4_fused_kernel(const w4_args p
                 acc[i][mt][e] = 0.0f;
 
     if (pv) {
-        uint4 *const sq = w4_smem + (size_t)warp * D * W4_NT * 32 + lane;
-        uint32_t *const sp =
-            (uint32_t *)(w4_smem + (size_t)W4_WARPS * D * W4_NT * 32) + (size_t)warp * D * W4_NT * 64 + lane;
+        /* this lane's ring: codes of slot s, tile i at sq + (2s + i) * 512; scale word at
+         * sp + (2s + i) * 256, zero word 128 bytes further */
+        const uint32_t sbase = (uint32_t)__cvta_generic_to_shared(w4_smem);
+        const uint32_t sq = sbase + (uint32_t)(warp * D * W4_NT * 32 + lane) * 16;
+        const uint32_t sp = sbase + (uint32_t)(W4_WARPS * D * W4_NT * 32) * 16 + (uint32_t)(warp * D * W4_NT * 64 + lane) * 4;
         const uint4 *gq = p.q + ((size_t)pair * p.KB + kb0) * 64 + lane;   /* next block to copy */
-        const uint32_t *const gs = p.sc + (size_t)nt0 * p.NGP * 8 + g;
-        const uint32_t *const gz = (const uint32_t *)p.zp + (size_t)nt0 * p.NGP * 2 + (g >> 2);
-        const size_t sc_tile = (size_t)p.NGP * 8, zp_tile = (size_t)p.NGP * 2;
+        const uint32_t *const gs0 = p.sc + (size_t)nt0 * p.NGP * 8 + g, *const gs1 = gs0 + (size_t)p.NGP * 8;
+        const uint32_t *const gz0 = (const uint32_t *)p.zp + (size_t)nt0 * p.NGP * 2 + (g >> 2),
+                       *const gz1 = gz0 + (size_t)p.NGP * 2;
         const int zshift = 8 * (g & 3);
-        const int gmask = PS ? (1 << (p.lgG - 6)) - 1 : 0;   /* k-blocks per group - 1 */
-        const int rows = min(MT, (p.M - row0 - g + 7) / 8);  /* m-tiles whose row g exists */
-        const size_t x_es = XM == XM_F16 ? 2 : 4, mt_stride = (size_t)8 * p.K;
-        const void *xbase = (const char *)p.x + ((size_t)(row0 + g) * p.K + 16 * t) * x_es;
-        const int kx = p.K - 16 * t;                           /* block kb has X when 64 kb < kx */
+        const int gsh = PS ? p.lgG - 6 : 0, gmask = (1 << gsh) - 1;   /* PS: k-blocks per group - 1 */
+        const int rows = min(MT, (p.M - row0 - g + 7) / 8);            /* m-tiles whose row g exists */
+        const size_t mt_stride = (size_t)8 * p.K;
+        const void *xbase = (const char *)p.x + ((size_t)(row0 + g) * p.K + 16 * t) * (XM == XM_F16 ? 2 : 4);
+        const int kx = p.K - 16 * t;                                    /* block kb has X when 64 kb < kx */
 
         /* copies of k-block kb into ring slot s (an empty group past the range); with PS the
          * scales and zeros only where a group starts, or the range does */
         auto issue = [&](int kb, int s) {
             if (kb < kb1) {
-                cp_async16(sq + (s * W4_NT) * 32, gq);
-                cp_async16(sq + (s * W4_NT + 1) * 32, gq + 32);
+                cp_async16_s(sq + (2 * s) * 512, gq);
+                cp_async16_s(sq + (2 * s + 1) * 512, gq + 32);
                 gq += 64;
                 if (!PS || kb == kb0 || (kb & gmask) == 0) {
-                    const int grp = PS ? kb >> (p.lgG - 6) : (kb * 64 + 16 * t) >> p.lgG;
-                    cp_async4(sp + (s * W4_NT) * 64, gs + (size_t)grp * 8);
-                    cp_async4(sp + (s * W4_NT) * 64 + 32, gz + (size_t)grp * 2);
-                    cp_async4(sp + (s * W4_NT + 1) * 64, gs + sc_tile + (size_t)grp * 8);
-                    cp_async4(sp + (s * W4_NT + 1) * 64 + 32, gz + zp_tile + (size_t)grp * 2);
+                    const int grp = PS ? kb >> gsh : (kb * 64 + 16 * t) >> p.lgG;
+                    cp_async4_s(sp + (2 * s) * 256, gs0 + (size_t)grp * 8);
+                    cp_async4_s(sp + (2 * s) * 256 + 128, gz0 + (size_t)grp * 2);
+                    cp_async4_s(sp + (2 * s + 1) * 256, gs1 + (size_t)grp * 8);
+                    cp_async4_s(sp + (2 * s + 1) * 256 + 128, gz1 + (size_t)grp * 2);
                 }
             }
             cp_commit();
@@ -496,24 +517,26 @@ __global__ void __launch_bounds__(W4_WARPS * 32) w4_fused_kernel(const w4_args p
 #pragma unroll
                 for (int e = 0; e < 4; e++)
                     part[i][mt][e] = 0.0f;
+        x_block<MT, XM> xb[2];
 
-        /* one k-block: consumes ring slot s, refills the slot the previous block freed */
+        /* one k-block: consumes ring slot s and X buffer s & 1, refills the slot the previous
+         * block freed, loads the next block's X into the other buffer */
         auto step = [&](int kb, int s) {
-            x_block<MT, XM> xb;
-            xb.load(xbase, mt_stride, rows, kb * 64 < kx, kb);
+            if (kb + 1 < kb1)
+                xb[(s + 1) & 1].load(xbase, mt_stride, rows, (kb + 1) * 64 < kx, kb + 1);
             issue(kb + D - 1, (s + D - 1) % D);
             cp_wait<D - 1>();   /* block kb has landed */
             uint4 wq[W4_NT];
 #pragma unroll
             for (int i = 0; i < W4_NT; i++)
-                wq[i] = sq[(s * W4_NT + i) * 32];
+                wq[i] = lds128(sq + (2 * s + i) * 512);
             const bool first = !PS || kb == kb0 || (kb & gmask) == 0;
             const bool last = PS && (kb + 1 == kb1 || ((kb + 1) & gmask) == 0);
             if (first) {
 #pragma unroll
                 for (int i = 0; i < W4_NT; i++) {
-                    const uint32_t sv = sp[(s * W4_NT + i) * 64];
-                    dc[i] = make_dq(sv, sp[(s * W4_NT + i) * 64 + 32] >> zshift);
+                    const uint32_t sv = lds32(sp + (2 * s + i) * 256);
+                    dc[i] = make_dq(sv, lds32(sp + (2 * s + i) * 256 + 128) >> zshift);
                     if (PS) {
                         const float2 f = __half22float2(as_h2(sv));
                         sf[i][0] = f.x;
@@ -521,7 +544,7 @@ __global__ void __launch_bounds__(W4_WARPS * 32) w4_fused_kernel(const w4_args p
                     }
                 }
             }
-            xb.convert();
+            const x_block<MT, XM> &x = xb[s & 1];
 #pragma unroll
             for (int c = 0; c < 4; c++) {
 #pragma unroll
@@ -541,7 +564,7 @@ __global__ void __launch_bounds__(W4_WARPS * 32) w4_fused_kernel(const w4_args p
                     }
 #pragma unroll
                     for (int mt = 0; mt < MT; mt++)
-                        mma16816(PS ? part[i][mt] : acc[i][mt], a0, a1, a2, a3, xb.h[mt][2 * c], xb.h[mt][2 * c + 1]);
+                        mma16816(PS ? part[i][mt] : acc[i][mt], a0, a1, a2, a3, x.h[mt][2 * c], x.h[mt][2 * c + 1]);
                 }
             }
             if (last) {
@@ -555,11 +578,15 @@ __global__ void __launch_bounds__(W4_WARPS * 32) w4_fused_kernel(const w4_args p
                             part[i][mt][e] = 0.0f;
                         }
             }
+            if (kb + 1 < kb1)
+                xb[(s + 1) & 1].convert();   /* fp32 X: the next block's loads had this block's time */
         };
 
+        xb[0].load(xbase, mt_stride, rows, kb0 * 64 < kx, kb0);
 #pragma unroll
         for (int s = 0; s < D - 1; s++)
             issue(kb0 + s, s);
+        xb[0].convert();
         for (int kb = kb0; kb < kb1; kb += D) {
 #pragma unroll
             for (int u = 0; u < D; u++)
@@ -651,27 +678,27 @@ __global__ void w4_dequant_kernel(const uint4 *__restrict__ q, const uint32_t *_
     }
 }
 
-/* The fused kernel instances: kind 0 = fp32 X, one m-tile; kinds 1, 2, 3 = fp16 X, 1, 2 or 4
- * m-tiles; each with the scale applied to A (ps = 0, G = 32) or to the group sums (ps = 1). */
-static void (*kernel_of(int kind, int ps))(w4_args)
+/* The fused kernel instances: kind 0 = fp32 X, one m-tile; kinds 1, 2 = fp16 X, 1 or 2 m-tiles;
+ * each with the scale applied to A (G = 32) or to the group sums (ps), and a ring of 4 or 8
+ * k-blocks (deep). */
+#define W4_INSTANCES 12
+template <int MT, int XM>
+static void (*kernel_ps_d(int ps, int deep))(w4_args)
 {
-    switch (kind * 2 + ps) {
+    if (ps)
+        return deep ? w4_fused_kernel<MT, XM, true, 8> : w4_fused_kernel<MT, XM, true, 4>;
+    return deep ? w4_fused_kernel<MT, XM, false, 8> : w4_fused_kernel<MT, XM, false, 4>;
+}
+
+static void (*kernel_of(int kind, int ps, int deep))(w4_args)
+{
+    switch (kind) {
     case 0:
-        return w4_fused_kernel<1, XM_F32, false>;
+        return kernel_ps_d<1, XM_F32>(ps, deep);
     case 1:
-        return w4_fused_kernel<1, XM_F32, true>;
-    case 2:
-        return w4_fused_kernel<1, XM_F16, false>;
-    case 3:
-        return w4_fused_kernel<1, XM_F16, true>;
-    case 4:
-        return w4_fused_kernel<2, XM_F16, false>;
-    case 5:
-        return w4_fused_kernel<2, XM_F16, true>;
-    case 6:
-        return w4_fused_kernel<4, XM_F16, false>;
+        return kernel_ps_d<1, XM_F16>(ps, deep);
     default:
-        return w4_fused_kernel<4, XM_F16, true>;
+        return kernel_ps_d<2, XM_F16>(ps, deep);
     }
 }
 
@@ -735,7 +762,7 @@ int cu_gemm_w4(void *dev, const struct awq_gemm_w4_args *a)
     if (M >= d->w4_cublas_min_m)
         return w4_cublas(d, a, w);
 
-    const int MT = M <= 8 || d->w4_max_mt < 2 ? 1 : M <= 16 || d->w4_max_mt < 4 ? 2 : 4;
+    const int MT = M <= 8 ? 1 : 2;
     const size_t chunks = ((size_t)M + MT * 8 - 1) / (MT * 8);
     const size_t col_groups = ((size_t)w->NTILES / W4_NT + W4_WARPS - 1) / W4_WARPS;
     if (col_groups > 65535 || chunks > 0x7fffffffu)
@@ -751,10 +778,13 @@ int cu_gemm_w4(void *dev, const struct awq_gemm_w4_args *a)
         x = x16;
         xm = XM_F16;
     }
-    const int kind = xm == XM_F32 ? 0 : MT == 1 ? 1 : MT == 2 ? 2 : 3, ps = w->G >= 64;
-    const size_t smem = W4_SMEM;
-    void (*kernel)(w4_args) = kernel_of(kind, ps);
-    int *occ = &d->w4_occupancy[kind * 2 + ps];
+    /* Ring depth: one m-tile keeps 4 blocks per warp in flight and more CTAs per SM; two m-tiles
+     * use more registers, so fewer warps, each with 8 blocks in flight. */
+    const int kind = xm == XM_F32 ? 0 : MT == 1 ? 1 : 2, ps = w->G >= 64;
+    const int deep = (d->w4_depth ? d->w4_depth : MT == 1 ? 4 : 8) >= 8;
+    const size_t smem = w4_smem_bytes(deep ? 8 : 4);
+    void (*kernel)(w4_args) = kernel_of(kind, ps, deep);
+    int *occ = &d->w4_occupancy[(kind * 2 + ps) * 2 + deep];
     if (*occ <= 0) {
         CU_TRY(d, op, cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
         CU_TRY(d, op, cudaOccupancyMaxActiveBlocksPerMultiprocessor(occ, kernel, W4_WARPS * 32, smem));
@@ -762,7 +792,7 @@ int cu_gemm_w4(void *dev, const struct awq_gemm_w4_args *a)
             *occ = 1;
     }
     /* Split K so that the grid fills the resident CTA slots once: a partial second wave would
-     * double the time of the CTAs in it. Every warp keeps W4_D - 1 k-blocks (1 KiB each) in flight,
+     * double the time of the CTAs in it. Every warp keeps D - 1 k-blocks (1 KiB each) in flight,
      * so a full wave saturates memory bandwidth even when the SMs hold unequal numbers of CTAs. */
     const size_t base = chunks * col_groups, slots = (size_t)d->sms * (size_t)*occ;
     int S = 1;
