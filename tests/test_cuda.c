@@ -170,7 +170,7 @@ START_TEST(test_w4_paths)
         { 33, 768, 96, 128, AWQ_DTYPE_F32, AWQ_DTYPE_F16, 1, 1, 0 },   /* 3 row chunks */
         { 130, 256, 2056, 64, AWQ_DTYPE_F16, AWQ_DTYPE_F32, 0, 1, 0 }, /* 9 row chunks, 17 column groups */
         { 300, 4096, 8, 128, AWQ_DTYPE_F16, AWQ_DTYPE_F16, 1, 0, 0 },  /* many chunks, split K */
-        { 520, 384, 136, 32, AWQ_DTYPE_F32, AWQ_DTYPE_F32, 1, 1, 0 },  /* 17 row chunks */
+        { 520, 384, 136, 32, AWQ_DTYPE_F32, AWQ_DTYPE_F32, 1, 1, 0 },  /* 33 row chunks */
         { 600, 256, 24, 128, AWQ_DTYPE_F16, AWQ_DTYPE_F16, 1, 0, 0 },  /* fp16 Y + bias */
     };
     for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++)
