@@ -276,29 +276,37 @@ __device__ __forceinline__ uint32_t as_u32(__half2 h)
     return u;
 }
 
+/* (w & mask) | 0x64006400 as one LOP3: written as C, the compiler emits an AND and an OR (a LOP3
+ * takes one immediate; here the magic constant goes to a register once). */
+template <uint32_t mask>
+__device__ __forceinline__ uint32_t magic_nibbles(uint32_t w)
+{
+    uint32_t r;
+    asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(r) : "r"(w), "n"(mask), "n"(0x64006400u));
+    return r;
+}
+
 /* Codes at bits 0-3 and 16-19 of w, dequantized: ((1024 + q) - (1024 + zero)) * scale. */
 __device__ __forceinline__ uint32_t dq_lo(uint32_t w, uint32_t zz, uint32_t ss)
 {
-    const uint32_t r = (w & 0x000F000Fu) | 0x64006400u;
-    return as_u32(__hmul2(__hsub2(as_h2(r), as_h2(zz)), as_h2(ss)));
+    return as_u32(__hmul2(__hsub2(as_h2(magic_nibbles<0x000F000Fu>(w)), as_h2(zz)), as_h2(ss)));
 }
 
 /* Codes at bits 4-7 and 20-23 of w: (1024 + 16q) / 16 - (64 + zero) = q - zero, exact. */
 __device__ __forceinline__ uint32_t dq_hi(uint32_t w, uint32_t zn, uint32_t ss)
 {
-    const uint32_t r = (w & 0x00F000F0u) | 0x64006400u;
-    return as_u32(__hmul2(__hfma2(as_h2(r), as_h2(0x2C002C00u), as_h2(zn)), as_h2(ss)));
+    return as_u32(__hmul2(__hfma2(as_h2(magic_nibbles<0x00F000F0u>(w)), as_h2(0x2C002C00u), as_h2(zn)), as_h2(ss)));
 }
 
 /* The same without the scale: q - zero, exact in fp16. */
 __device__ __forceinline__ uint32_t dq_lo_u(uint32_t w, uint32_t zz)
 {
-    return as_u32(__hsub2(as_h2((w & 0x000F000Fu) | 0x64006400u), as_h2(zz)));
+    return as_u32(__hsub2(as_h2(magic_nibbles<0x000F000Fu>(w)), as_h2(zz)));
 }
 
 __device__ __forceinline__ uint32_t dq_hi_u(uint32_t w, uint32_t zn)
 {
-    return as_u32(__hfma2(as_h2((w & 0x00F000F0u) | 0x64006400u), as_h2(0x2C002C00u), as_h2(zn)));
+    return as_u32(__hfma2(as_h2(magic_nibbles<0x00F000F0u>(w)), as_h2(0x2C002C00u), as_h2(zn)));
 }
 
 /* f16x2 constants of a lane's scale word (half2 scale of columns g, g + 8) and zero byte. */
@@ -652,29 +660,35 @@ __global__ void __launch_bounds__(W4_WARPS * 32, MT > 1 ? 4 : XM == XM_F16 ? 7 :
 
 /* ---- dequantize to fp16 [N, K] (large M) -------------------------------------------------------- */
 
-/* out[(n - n0) * K + k] for columns n0..n0+ncols-1: each thread dequantizes the 16 consecutive k
- * of one column that one lane's uint4 holds, and writes them as 32 contiguous bytes. */
+/* out[(n - n0) * K + k] for columns n0..n0+ncols-1: a warp per column; each lane dequantizes the
+ * 16 consecutive k of that column which one lane's uint4 holds, and writes them as 32 contiguous
+ * bytes (a warp writes 1 KiB contiguous per step). */
 __global__ void w4_dequant_kernel(const uint4 *__restrict__ q, const uint32_t *__restrict__ sc,
                                   const uint8_t *__restrict__ zp, __half *__restrict__ out, int K, int KB,
                                   int NGP, int lgG, int n0, int ncols)
 {
-    const size_t per_row = (size_t)K / 16, total = (size_t)ncols * per_row;
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
-        const int nl = (int)(i / per_row), k = (int)(i % per_row) * 16, n = n0 + nl;
-        const int nt = n >> 4, g = n & 7, hi = (n >> 3) & 1, kb = k >> 6, t = (k >> 4) & 3;
-        const uint4 w = __ldg(q + w4_qidx(nt, kb, KB, g * 4 + t));
-        const size_t po = ((size_t)nt * NGP + (k >> lgG)) * 8 + g;
-        const dq_consts dc = make_dq(__ldg(sc + po), __ldg(zp + po));
-        const uint32_t ws[4] = { w.x, w.y, w.z, w.w };
-        uint32_t o[8];
+    const int lane = threadIdx.x & 31, warps = blockDim.x >> 5, chunks = K / 16;
+    for (int nl = blockIdx.x * warps + (threadIdx.x >> 5); nl < ncols; nl += gridDim.x * warps) {
+        const int n = n0 + nl, nt = n >> 4, g = n & 7, hi = (n >> 3) & 1;
+        const uint4 *qc = q + w4_qidx(nt, 0, KB, g * 4);
+        const uint32_t *scc = sc + (size_t)nt * NGP * 8 + g;
+        const uint8_t *zpc = zp + (size_t)nt * NGP * 8 + g;
+        uint4 *dst = (uint4 *)(out + (size_t)nl * K);
+        for (int kc = lane; kc < chunks; kc += 32) {
+            const int k = kc * 16, kb = kc >> 2, t = kc & 3;
+            const uint4 w = __ldg(qc + (size_t)kb * 64 + t);
+            const int grp = k >> lgG;
+            const dq_consts dc = make_dq(__ldg(scc + (size_t)grp * 8), __ldg(zpc + (size_t)grp * 8));
+            const uint32_t ws[4] = { w.x, w.y, w.z, w.w };
+            uint32_t o[8];
 #pragma unroll
-        for (int c = 0; c < 4; c++) {
-            o[2 * c] = hi ? dq_hi(ws[c], dc.zn, dc.s1) : dq_lo(ws[c], dc.zz, dc.s0);
-            o[2 * c + 1] = hi ? dq_hi(ws[c] >> 8, dc.zn, dc.s1) : dq_lo(ws[c] >> 8, dc.zz, dc.s0);
+            for (int c = 0; c < 4; c++) {
+                o[2 * c] = hi ? dq_hi(ws[c], dc.zn, dc.s1) : dq_lo(ws[c], dc.zz, dc.s0);
+                o[2 * c + 1] = hi ? dq_hi(ws[c] >> 8, dc.zn, dc.s1) : dq_lo(ws[c] >> 8, dc.zz, dc.s0);
+            }
+            dst[2 * kc] = make_uint4(o[0], o[1], o[2], o[3]);
+            dst[2 * kc + 1] = make_uint4(o[4], o[5], o[6], o[7]);
         }
-        uint4 *dst = (uint4 *)(out + (size_t)nl * K + k);
-        dst[0] = make_uint4(o[0], o[1], o[2], o[3]);
-        dst[1] = make_uint4(o[4], o[5], o[6], o[7]);
     }
 }
 
@@ -738,7 +752,7 @@ static int w4_cublas(struct cu_dev *d, const struct awq_gemm_w4_args *a, const s
     const float *bias = (const float *)cu_ptr(a->bias);
     for (int n0 = 0; n0 < N; n0 += nc) {
         const int ncur = N - n0 < nc ? N - n0 : nc;
-        const size_t work = (size_t)ncur * (K / 16);
+        const size_t work = (size_t)ncur * 32;   /* a warp per column */
         w4_dequant_kernel<<<grid_for(d, work, 256), 256, 0, d->stream>>>(w->q, w->sc, w->zp, (__half *)wp, K,
                                                                          w->KB, w->NGP, w->lgG, n0, ncur);
         CU_LAUNCHED(d, op, "w4_dequant_kernel");
