@@ -265,7 +265,7 @@ static int cu_open(void *state, int index, const awq_context_options *opt, struc
     /* Tuning knob for the benchmark: rows of X from which gemm_w4 dequantizes to fp16 and calls
      * cuBLAS instead of the fused kernel. */
     d->w4_cublas_min_m = env_int("AWQ_CUDA_W4_CUBLAS_MIN_M", CU_W4_CUBLAS_MIN_M);
-    /* ... and the depth of the fused gemm_w4's copy ring (4 or 8; unset: chosen by M) */
+    /* ... and the depth of the fused gemm_w4's copy ring (4, 6 or 8; unset: chosen by M) */
     d->w4_depth = env_int("AWQ_CUDA_W4_DEPTH", 0);
     /* Debugging aid: wait after every kernel so an asynchronous fault names its kernel. */
     d->sync_debug = env_int("AWQ_CUDA_SYNC", 0) > 0;

@@ -54,6 +54,7 @@
 #define W4_MAX_SPLIT 64
 #define W4_MIN_KB 4                         /* k-blocks per CTA at least, when K is split */
 #define W4_DEQUANT_SCRATCH ((size_t)512 << 20)
+#define W4_DEPTH_1 4                        /* copy ring depth (k-blocks) of the one-m-tile kernels */
 
 struct cu_w4 {
     int K, N, G, lgG;
@@ -660,59 +661,57 @@ __global__ void __launch_bounds__(W4_WARPS * 32, MT > 1 ? 4 : XM == XM_F16 ? 7 :
 
 /* ---- dequantize to fp16 [N, K] (large M) -------------------------------------------------------- */
 
-/* out[(n - n0) * K + k] for columns n0..n0+ncols-1: a warp per column; each lane dequantizes the
- * 16 consecutive k of that column which one lane's uint4 holds, and writes them as 32 contiguous
- * bytes (a warp writes 1 KiB contiguous per step). */
+/* out[(n - n0) * K + k] for columns n0..n0+ncols-1: each thread dequantizes the 16 consecutive k
+ * of one column that one lane's uint4 holds, and writes them as 32 contiguous bytes. */
 __global__ void w4_dequant_kernel(const uint4 *__restrict__ q, const uint32_t *__restrict__ sc,
                                   const uint8_t *__restrict__ zp, __half *__restrict__ out, int K, int KB,
                                   int NGP, int lgG, int n0, int ncols)
 {
-    const int lane = threadIdx.x & 31, warps = blockDim.x >> 5, chunks = K / 16;
-    for (int nl = blockIdx.x * warps + (threadIdx.x >> 5); nl < ncols; nl += gridDim.x * warps) {
-        const int n = n0 + nl, nt = n >> 4, g = n & 7, hi = (n >> 3) & 1;
-        const uint4 *qc = q + w4_qidx(nt, 0, KB, g * 4);
-        const uint32_t *scc = sc + (size_t)nt * NGP * 8 + g;
-        const uint8_t *zpc = zp + (size_t)nt * NGP * 8 + g;
-        uint4 *dst = (uint4 *)(out + (size_t)nl * K);
-        for (int kc = lane; kc < chunks; kc += 32) {
-            const int k = kc * 16, kb = kc >> 2, t = kc & 3;
-            const uint4 w = __ldg(qc + (size_t)kb * 64 + t);
-            const int grp = k >> lgG;
-            const dq_consts dc = make_dq(__ldg(scc + (size_t)grp * 8), __ldg(zpc + (size_t)grp * 8));
-            const uint32_t ws[4] = { w.x, w.y, w.z, w.w };
-            uint32_t o[8];
+    const size_t per_row = (size_t)K / 16, total = (size_t)ncols * per_row;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
+        const int nl = (int)(i / per_row), k = (int)(i % per_row) * 16, n = n0 + nl;
+        const int nt = n >> 4, g = n & 7, hi = (n >> 3) & 1, kb = k >> 6, t = (k >> 4) & 3;
+        const uint4 w = __ldg(q + w4_qidx(nt, kb, KB, g * 4 + t));
+        const size_t po = ((size_t)nt * NGP + (k >> lgG)) * 8 + g;
+        const dq_consts dc = make_dq(__ldg(sc + po), __ldg(zp + po));
+        const uint32_t ws[4] = { w.x, w.y, w.z, w.w };
+        uint32_t o[8];
 #pragma unroll
-            for (int c = 0; c < 4; c++) {
-                o[2 * c] = hi ? dq_hi(ws[c], dc.zn, dc.s1) : dq_lo(ws[c], dc.zz, dc.s0);
-                o[2 * c + 1] = hi ? dq_hi(ws[c] >> 8, dc.zn, dc.s1) : dq_lo(ws[c] >> 8, dc.zz, dc.s0);
-            }
-            dst[2 * kc] = make_uint4(o[0], o[1], o[2], o[3]);
-            dst[2 * kc + 1] = make_uint4(o[4], o[5], o[6], o[7]);
+        for (int c = 0; c < 4; c++) {
+            o[2 * c] = hi ? dq_hi(ws[c], dc.zn, dc.s1) : dq_lo(ws[c], dc.zz, dc.s0);
+            o[2 * c + 1] = hi ? dq_hi(ws[c] >> 8, dc.zn, dc.s1) : dq_lo(ws[c] >> 8, dc.zz, dc.s0);
         }
+        uint4 *dst = (uint4 *)(out + (size_t)nl * K + k);
+        dst[0] = make_uint4(o[0], o[1], o[2], o[3]);
+        dst[1] = make_uint4(o[4], o[5], o[6], o[7]);
     }
 }
 
 /* The fused kernel instances: kind 0 = fp32 X, one m-tile; kinds 1, 2 = fp16 X, 1 or 2 m-tiles;
- * each with the scale applied to A (G = 32) or to the group sums (ps), and a ring of 4 or 8
- * k-blocks (deep). */
-#define W4_INSTANCES 12
-template <int MT, int XM>
-static void (*kernel_ps_d(int ps, int deep))(w4_args)
+ * each with the scale applied to A (G = 32) or to the group sums (ps), and a ring of 4, 6 or 8
+ * k-blocks (depth index di = 0, 1, 2). */
+template <int MT, int XM, bool PS>
+static void (*kernel_d(int di))(w4_args)
 {
-    if (ps)
-        return deep ? w4_fused_kernel<MT, XM, true, 8> : w4_fused_kernel<MT, XM, true, 4>;
-    return deep ? w4_fused_kernel<MT, XM, false, 8> : w4_fused_kernel<MT, XM, false, 4>;
+    return di == 2 ? w4_fused_kernel<MT, XM, PS, 8> : di == 1 ? w4_fused_kernel<MT, XM, PS, 6>
+                                                               : w4_fused_kernel<MT, XM, PS, 4>;
 }
 
-static void (*kernel_of(int kind, int ps, int deep))(w4_args)
+static void (*kernel_of(int kind, int ps, int di))(w4_args)
 {
-    switch (kind) {
+    switch (kind * 2 + ps) {
     case 0:
-        return kernel_ps_d<1, XM_F32>(ps, deep);
+        return kernel_d<1, XM_F32, false>(di);
     case 1:
-        return kernel_ps_d<1, XM_F16>(ps, deep);
+        return kernel_d<1, XM_F32, true>(di);
+    case 2:
+        return kernel_d<1, XM_F16, false>(di);
+    case 3:
+        return kernel_d<1, XM_F16, true>(di);
+    case 4:
+        return kernel_d<2, XM_F16, false>(di);
     default:
-        return kernel_ps_d<2, XM_F16>(ps, deep);
+        return kernel_d<2, XM_F16, true>(di);
     }
 }
 
@@ -752,7 +751,7 @@ static int w4_cublas(struct cu_dev *d, const struct awq_gemm_w4_args *a, const s
     const float *bias = (const float *)cu_ptr(a->bias);
     for (int n0 = 0; n0 < N; n0 += nc) {
         const int ncur = N - n0 < nc ? N - n0 : nc;
-        const size_t work = (size_t)ncur * 32;   /* a warp per column */
+        const size_t work = (size_t)ncur * (K / 16);
         w4_dequant_kernel<<<grid_for(d, work, 256), 256, 0, d->stream>>>(w->q, w->sc, w->zp, (__half *)wp, K,
                                                                          w->KB, w->NGP, w->lgG, n0, ncur);
         CU_LAUNCHED(d, op, "w4_dequant_kernel");
@@ -792,13 +791,14 @@ int cu_gemm_w4(void *dev, const struct awq_gemm_w4_args *a)
         x = x16;
         xm = XM_F16;
     }
-    /* Ring depth: one m-tile keeps 4 blocks per warp in flight and more CTAs per SM; two m-tiles
-     * use more registers, so fewer warps, each with 8 blocks in flight. */
+    /* Ring depth: one m-tile keeps W4_DEPTH_1 blocks per warp in flight with more CTAs per SM;
+     * two m-tiles use more registers, so fewer warps, each with 8 blocks in flight. */
     const int kind = xm == XM_F32 ? 0 : MT == 1 ? 1 : 2, ps = w->G >= 64;
-    const int deep = (d->w4_depth ? d->w4_depth : MT == 1 ? 4 : 8) >= 8;
-    const size_t smem = w4_smem_bytes(deep ? 8 : 4);
-    void (*kernel)(w4_args) = kernel_of(kind, ps, deep);
-    int *occ = &d->w4_occupancy[(kind * 2 + ps) * 2 + deep];
+    const int depth = d->w4_depth ? d->w4_depth : MT == 1 ? W4_DEPTH_1 : 8;
+    const int di = depth >= 8 ? 2 : depth >= 6 ? 1 : 0;
+    const size_t smem = w4_smem_bytes(4 + 2 * di);
+    void (*kernel)(w4_args) = kernel_of(kind, ps, di);
+    int *occ = &d->w4_occupancy[(kind * 2 + ps) * 3 + di];
     if (*occ <= 0) {
         CU_TRY(d, op, cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
         CU_TRY(d, op, cudaOccupancyMaxActiveBlocksPerMultiprocessor(occ, kernel, W4_WARPS * 32, smem));
