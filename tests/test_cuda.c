@@ -1,7 +1,8 @@
 /*
  * CUDA-specific checks beyond the shared parity suite, against the CPU backend: every gemm_w4
- * code path (direct / fragment X, 1, 2 and 4 m-tiles, row chunks, split K, the dequantize +
- * cuBLAS path forced on a second device handle), bitwise determinism of the split reductions,
+ * code path (X read straight in fp32 or fp16, or first copied to fp16 when misaligned or scaled;
+ * 1 and 2 m-tiles, row chunks, split K inside and across groups, G = 32 and G >= 64, the
+ * dequantize + cuBLAS path forced on a second device handle), bitwise determinism of the split reductions,
  * attention with head_dim 256 and long KV, clip search and pseudo-quantization with large groups,
  * unaligned tensors, overlapping copies, and error reporting (device out of memory). Exits 77
  * without a CUDA device.
@@ -79,6 +80,7 @@ struct w4c {
     int M, K, N, G;
     awq_dtype xt, yt;
     int bias, act_scale;
+    int xoff;   /* X starts this many elements into its buffer (a misaligned X when odd) */
 };
 
 /* Runs one case on the CPU, the CUDA device and the cuBLAS-forced handle; returns the CUDA Y
@@ -99,21 +101,23 @@ static float *run_w4(const struct w4c *c, int keep)
     size_t xn = (size_t)c->M * c->K, yn = (size_t)c->M * c->N;
     float *xf = random_floats(xn, -1, 1), *bias = random_floats((size_t)c->N, -0.5f, 0.5f);
     float *as = random_floats((size_t)c->K, 0.25f, 4.0f);
-    void *xh = malloc(xn * awq_dtype_size(c->xt));
+    const size_t xes = awq_dtype_size(c->xt), xoff = (size_t)c->xoff * xes;
+    char *xh = calloc(1, xoff + xn * xes);
+    ck_assert_ptr_nonnull(xh);
     if (c->xt == AWQ_DTYPE_F16)
-        awq_f32_to_f16_n(xf, xh, xn);
+        awq_f32_to_f16_n(xf, (uint16_t *)(xh + xoff), xn);
     else
-        memcpy(xh, xf, xn * 4);
+        memcpy(xh + xoff, xf, xn * 4);
     awq_device *devs[3] = { cpu, gpu, gpu_blas };
     float *y[3];
     for (int d = 0; d < 3; d++) {
         struct awq_qweight *w;
         ck_assert_msg(awq_op_w4_create(devs[d], &h, &w) == 0, "w4_create: %s", awq_device_last_error(devs[d]));
-        awq_buffer *xb = upload(devs[d], xh, xn * awq_dtype_size(c->xt));
+        awq_buffer *xb = upload(devs[d], xh, xoff + xn * xes);
         awq_buffer *yb = poisoned(devs[d], yn * awq_dtype_size(c->yt));
         awq_buffer *bb = c->bias ? upload(devs[d], bias, (size_t)c->N * 4) : NULL;
         awq_buffer *ab = c->act_scale ? upload(devs[d], as, (size_t)c->K * 4) : NULL;
-        struct awq_gemm_w4_args a = { .w = w, .M = c->M, .x_type = c->xt, .y_type = c->yt, .x = { xb, 0 },
+        struct awq_gemm_w4_args a = { .w = w, .M = c->M, .x_type = c->xt, .y_type = c->yt, .x = { xb, xoff },
                                       .y = { yb, 0 }, .bias = { bb, 0 }, .act_scale = { ab, 0 } };
         int st = awq_op_gemm_w4(devs[d], &a);
         ck_assert_msg(st == 0, "gemm_w4 M=%d K=%d N=%d on device %d: %s", c->M, c->K, c->N, d,
@@ -149,18 +153,25 @@ static float *run_w4(const struct w4c *c, int keep)
 START_TEST(test_w4_paths)
 {
     static const struct w4c cs[] = {
-        { 1, 96, 24, 32, AWQ_DTYPE_F32, AWQ_DTYPE_F32, 1, 1 },      /* direct, K padded to 64 */
-        { 1, 2048, 264, 128, AWQ_DTYPE_F16, AWQ_DTYPE_F16, 1, 1 },  /* direct f16, split K */
-        { 2, 512, 40, 64, AWQ_DTYPE_F32, AWQ_DTYPE_F16, 0, 1 },     /* fragments, 1 m-tile */
-        { 8, 1024, 136, 128, AWQ_DTYPE_F16, AWQ_DTYPE_F32, 1, 0 },
-        { 9, 384, 200, 32, AWQ_DTYPE_F32, AWQ_DTYPE_F32, 1, 1 },    /* 2 m-tiles */
-        { 16, 1024, 8, 64, AWQ_DTYPE_F16, AWQ_DTYPE_F16, 0, 0 },
-        { 25, 160, 72, 32, AWQ_DTYPE_F32, AWQ_DTYPE_F32, 1, 0 },    /* 4 m-tiles, 7 rows unused */
-        { 33, 768, 96, 128, AWQ_DTYPE_F32, AWQ_DTYPE_F16, 1, 1 },   /* 2 row chunks */
-        { 130, 256, 2056, 64, AWQ_DTYPE_F16, AWQ_DTYPE_F32, 0, 1 }, /* 5 row chunks, 17 column groups */
-        { 300, 4096, 8, 128, AWQ_DTYPE_F16, AWQ_DTYPE_F16, 1, 0 },  /* many chunks, split K */
-        { 520, 384, 136, 32, AWQ_DTYPE_F32, AWQ_DTYPE_F32, 1, 1 },  /* default cuBLAS path */
-        { 600, 256, 24, 128, AWQ_DTYPE_F16, AWQ_DTYPE_F16, 1, 0 },  /* cuBLAS, fp16 Y + bias */
+        { 1, 96, 24, 32, AWQ_DTYPE_F32, AWQ_DTYPE_F32, 1, 1, 0 },      /* act_scale: fp16 copy; K padded to 64 */
+        { 1, 2048, 264, 128, AWQ_DTYPE_F16, AWQ_DTYPE_F16, 1, 1, 0 },  /* fp16 copy, split K */
+        { 1, 8192, 1000, 128, AWQ_DTYPE_F32, AWQ_DTYPE_F32, 1, 0, 0 }, /* direct fp32, odd tile count */
+        { 1, 4096, 528, 128, AWQ_DTYPE_F16, AWQ_DTYPE_F16, 0, 0, 1 },  /* misaligned X: fp16 copy */
+        { 2, 160, 40, 32, AWQ_DTYPE_F16, AWQ_DTYPE_F32, 1, 0, 0 },     /* direct fp16, K padded to 192 */
+        { 4, 2048, 96, 64, AWQ_DTYPE_F32, AWQ_DTYPE_F32, 1, 0, 3 },    /* misaligned fp32 X */
+        { 5, 4160, 72, 64, AWQ_DTYPE_F32, AWQ_DTYPE_F16, 0, 0, 0 },    /* direct fp32, 65 k-blocks */
+        { 3, 2080, 56, 32, AWQ_DTYPE_F32, AWQ_DTYPE_F32, 0, 0, 0 },    /* direct fp32, G = 32, K padded */
+        { 3, 1920, 48, 128, AWQ_DTYPE_F16, AWQ_DTYPE_F16, 1, 0, 0 },   /* splits start inside groups */
+        { 2, 512, 40, 64, AWQ_DTYPE_F32, AWQ_DTYPE_F16, 0, 1, 0 },     /* 1 m-tile */
+        { 8, 1024, 136, 128, AWQ_DTYPE_F16, AWQ_DTYPE_F32, 1, 0, 0 },
+        { 9, 384, 200, 32, AWQ_DTYPE_F32, AWQ_DTYPE_F32, 1, 1, 0 },    /* 2 m-tiles, G = 32 */
+        { 16, 1024, 8, 64, AWQ_DTYPE_F16, AWQ_DTYPE_F16, 0, 0, 0 },
+        { 25, 160, 72, 32, AWQ_DTYPE_F32, AWQ_DTYPE_F32, 1, 0, 0 },    /* 2 row chunks, 7 rows unused */
+        { 33, 768, 96, 128, AWQ_DTYPE_F32, AWQ_DTYPE_F16, 1, 1, 0 },   /* 3 row chunks */
+        { 130, 256, 2056, 64, AWQ_DTYPE_F16, AWQ_DTYPE_F32, 0, 1, 0 }, /* 9 row chunks, 17 column groups */
+        { 300, 4096, 8, 128, AWQ_DTYPE_F16, AWQ_DTYPE_F16, 1, 0, 0 },  /* many chunks, split K */
+        { 520, 384, 136, 32, AWQ_DTYPE_F32, AWQ_DTYPE_F32, 1, 1, 0 },  /* 33 row chunks */
+        { 600, 256, 24, 128, AWQ_DTYPE_F16, AWQ_DTYPE_F16, 1, 0, 0 },  /* fp16 Y + bias */
     };
     for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++)
         run_w4(&cs[i], 0);
@@ -171,8 +182,8 @@ END_TEST
 START_TEST(test_w4_deterministic)
 {
     static const struct w4c cs[] = {
-        { 1, 8192, 512, 128, AWQ_DTYPE_F32, AWQ_DTYPE_F32, 1, 0 },
-        { 40, 4096, 64, 64, AWQ_DTYPE_F16, AWQ_DTYPE_F32, 0, 1 },
+        { 1, 8192, 512, 128, AWQ_DTYPE_F32, AWQ_DTYPE_F32, 1, 0, 0 },
+        { 40, 4096, 64, 64, AWQ_DTYPE_F16, AWQ_DTYPE_F32, 0, 1, 0 },
     };
     for (size_t i = 0; i < 2; i++) {
         uint64_t saved = rng;
@@ -402,7 +413,11 @@ int main(void)
     rng = tu_seed();
     if (awq_context_create(NULL, &ctx) != 0)
         return 99;
-    if (awq_device_open(ctx, "cuda", -1, &gpu) != 0) {
+    /* the main handle sends every gemm_w4 through the fused kernel, whatever the default cut-over */
+    setenv("AWQ_CUDA_W4_CUBLAS_MIN_M", "1000000", 1);
+    int opened = awq_device_open(ctx, "cuda", -1, &gpu);
+    unsetenv("AWQ_CUDA_W4_CUBLAS_MIN_M");
+    if (opened != 0) {
         printf("SKIP: no usable cuda device: %s\n", awq_context_last_error(ctx));
         awq_context_destroy(ctx);
         return 77;

@@ -12,7 +12,7 @@
 #include "cuda_internal.h"
 
 #define CU_BLAS_WORKSPACE (32u << 20)   /* what cuBLAS recommends for Hopper */
-#define CU_W4_CUBLAS_MIN_M 512          /* see cuda_w4.cu: where dequantize + cuBLAS wins */
+#define CU_W4_CUBLAS_MIN_M 160          /* where dequantize + cuBLAS beats the fused kernel (H100) */
 
 struct cu_devinfo {
     char name[128];
@@ -265,6 +265,8 @@ static int cu_open(void *state, int index, const awq_context_options *opt, struc
     /* Tuning knob for the benchmark: rows of X from which gemm_w4 dequantizes to fp16 and calls
      * cuBLAS instead of the fused kernel. */
     d->w4_cublas_min_m = env_int("AWQ_CUDA_W4_CUBLAS_MIN_M", CU_W4_CUBLAS_MIN_M);
+    /* ... and the depth of the fused gemm_w4's copy ring (4, 6 or 8; unset: chosen by M) */
+    d->w4_depth = env_int("AWQ_CUDA_W4_DEPTH", 0);
     /* Debugging aid: wait after every kernel so an asynchronous fault names its kernel. */
     d->sync_debug = env_int("AWQ_CUDA_SYNC", 0) > 0;
 

@@ -40,7 +40,8 @@ struct cu_dev {
     int sms;                      /* streaming multiprocessors (grid sizing) */
     int cc;                       /* compute capability, 10 * major + minor */
     int w4_cublas_min_m;          /* gemm_w4 rows from which dequantize + cuBLAS is used */
-    int w4_occupancy[5];          /* resident CTAs per SM of each fused gemm_w4 kernel (0: unknown) */
+    int w4_depth;                 /* fused gemm_w4 copy ring, 4, 6 or 8 k-blocks (0: by m-tiles) */
+    int w4_occupancy[18];         /* resident CTAs per SM of each fused gemm_w4 kernel (0: unknown) */
     int sync_debug;               /* AWQ_CUDA_SYNC=1: wait after every kernel, name the one that fails */
     struct cu_scratch scr[CU_SCR_COUNT];
 };
