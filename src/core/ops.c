@@ -3,6 +3,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "core/context.h"
 #include "core/ops.h"
 
 /* Checks that tensor `r` of `bytes` bytes lies inside a buffer of this device. */
@@ -110,6 +111,8 @@ int awq_op_w4_create(struct awq_device *dev, const struct awq_w4_host *s, struct
     w->K = s->K;
     w->N = s->N;
     w->group_size = s->group_size;
+    w->bytes = (size_t)s->K * s->N / 2 + (size_t)s->K / s->group_size * s->N * 5 / 2;
+    awq_device_account(dev, (int64_t)w->bytes);
     *out = w;
     return 0;
 }
@@ -345,6 +348,7 @@ AWQ_API void awq_qweight_destroy(awq_qweight *w)
 {
     if (!w)
         return;
+    awq_device_account(w->dev, -(int64_t)w->bytes);
     w->dev->ops->w4_free(w->dev->impl, w->impl);
     free(w);
 }
