@@ -5,9 +5,9 @@
 // of its split BKV at a time. Scores are accumulated over head-dim chunks of DC through shared
 // memory, so any head_dim works; no score matrix larger than BQ x BKV ever exists.
 //
-// A job covers sequences [0, gl_NumWorkGroups.z) of the bound windows, queries [i0, i0 + nq) and
-// keys [j0, j0 + nk) of each; the keys are divided into S splits (grid y = (head * S + split) *
-// n_dsl + slice). With one split overall (partial == 0) the result is final; otherwise each split
+// A job covers sequences [0, gl_NumWorkGroups.z) of the bound windows, queries [i0, i0 + nq),
+// keys [j0, j0 + nk) and heads [h0, h0 + hn) of each; the keys are divided into S splits (grid
+// y = ((head - h0) * S + split) * n_dsl + slice). With one split overall (partial == 0) the result is final; otherwise each split
 // writes its unnormalized output, running max and sum to the scratch for attn_combine.comp.
 #include "shader_common.glsl"
 
@@ -29,6 +29,7 @@ layout(push_constant) uniform PC {
     float scale;
     uint i0, nq, j0, nk;
     uint S, split_base, partial, n_dsl;
+    uint h0, hn;                     // heads [h0, h0 + hn) in this job
     uint q_off, k_off, v_off, o_off, po_off, pml_off;
 } pc;
 
@@ -42,7 +43,7 @@ void main()
 {
     uint tid = gl_LocalInvocationID.x;
     uint ds = gl_WorkGroupID.y % pc.n_dsl, hs = gl_WorkGroupID.y / pc.n_dsl;
-    uint sidx = hs % pc.S, h = hs / pc.S;
+    uint sidx = hs % pc.S, hr = hs / pc.S, h = pc.h0 + hr;
     uint kvh = h / (pc.heads / pc.kv_heads);
     uint srel = gl_WorkGroupID.z;
     uint qrow = pc.heads * pc.hd, krow = pc.kv_heads * pc.hd;
@@ -154,9 +155,9 @@ void main()
         } else {
             uint rp = srel * pc.nq + (i - pc.i0);
             uint sp = pc.split_base + sidx;
-            part[pc.po_off + ((sp * rows + rp) * pc.heads + h) * pc.hd + d] = o[u];
+            part[pc.po_off + ((sp * rows + rp) * pc.hn + hr) * pc.hd + d] = o[u];
             if (ds == 0u && dd == 0u) {
-                uint mi = pc.pml_off + ((sp * rows + rp) * pc.heads + h) * 2u;
+                uint mi = pc.pml_off + ((sp * rows + rp) * pc.hn + hr) * 2u;
                 part[mi] = m_s[qi];
                 part[mi + 1u] = l_s[qi];
             }

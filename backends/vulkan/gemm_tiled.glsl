@@ -64,7 +64,7 @@ float wr[WL];
 void load_tiles(uint m0, uint n0, uint k0)
 {
     uint tid = gl_LocalInvocationID.x;
-    for (uint u = 0u; u < XL; u++) {
+    [[unroll]] for (uint u = 0u; u < XL; u++) {
         uint e = tid + u * WG;
         uint row = e / BK, kk = e % BK;
         uint m = m0 + row, k = k0 + kk;
@@ -81,7 +81,7 @@ void load_tiles(uint m0, uint n0, uint k0)
     }
 #if W4
     uint ng = pc.K / GS;
-    for (uint u = 0u; u < WL; u++) {
+    [[unroll]] for (uint u = 0u; u < WL; u++) {
         uint e = tid + u * WG;
         uint jj = e / BK, kk = e % BK;
         uint j = n0 / 8u + jj, k = k0 + kk;
@@ -96,7 +96,7 @@ void load_tiles(uint m0, uint n0, uint k0)
         }
     }
 #else
-    for (uint u = 0u; u < WL; u++) {
+    [[unroll]] for (uint u = 0u; u < WL; u++) {
         uint e = tid + u * WG;
         uint nn = e / BK, kk = e % BK;
         uint n = n0 + nn, k = k0 + kk;
@@ -113,7 +113,7 @@ void load_tiles(uint m0, uint n0, uint k0)
 void store_tiles()
 {
     uint tid = gl_LocalInvocationID.x;
-    for (uint u = 0u; u < XL; u++) {
+    [[unroll]] for (uint u = 0u; u < XL; u++) {
         uint e = tid + u * WG;
         if (e < BM * BK) {
             uint row = e / BK, kk = e % BK;
@@ -121,7 +121,7 @@ void store_tiles()
         }
     }
 #if W4
-    for (uint u = 0u; u < WL; u++) {
+    [[unroll]] for (uint u = 0u; u < WL; u++) {
         uint e = tid + u * WG;
         if (e < BK * BN / 8u) {
             uint jj = e / BK, kk = e % BK;
@@ -130,7 +130,7 @@ void store_tiles()
             vec2 s01 = unpackHalf2x16(sw.x), s23 = unpackHalf2x16(sw.y);
             vec2 s45 = unpackHalf2x16(sw.z), s67 = unpackHalf2x16(sw.w);
             float s[8] = float[8](s01.x, s01.y, s23.x, s23.y, s45.x, s45.y, s67.x, s67.y);
-            for (uint c = 0u; c < 8u; c++) {
+            [[unroll]] for (uint c = 0u; c < 8u; c++) {
                 float qv = float((wq[u] >> (4u * c)) & 15u);
                 float z = float((wz[u] >> (4u * c)) & 15u);
                 w[c] = qv * s[c] - s[c] * z;
@@ -140,7 +140,7 @@ void store_tiles()
         }
     }
 #else
-    for (uint u = 0u; u < WL; u++) {
+    [[unroll]] for (uint u = 0u; u < WL; u++) {
         uint e = tid + u * WG;
         if (e < BN * BK) {
             uint nn = e / BK, kk = e % BK;
@@ -156,8 +156,8 @@ void main()
     uint tx = tid % TX, ty = tid / TX;
     uint n0 = gl_WorkGroupID.x * BN, m0 = gl_WorkGroupID.y * BM;
     float acc[TM][TN];
-    for (uint i = 0u; i < TM; i++)
-        for (uint j = 0u; j < TN; j++)
+    [[unroll]] for (uint i = 0u; i < TM; i++)
+        [[unroll]] for (uint j = 0u; j < TN; j++)
             acc[i][j] = 0.0;
     uint nk = (pc.K + BK - 1u) / BK;
     load_tiles(m0, n0, 0u);
@@ -166,14 +166,14 @@ void main()
     for (uint kt = 0u; kt < nk; kt++) {
         if (kt + 1u < nk)
             load_tiles(m0, n0, (kt + 1u) * BK);
-        for (uint kk = 0u; kk < BK; kk++) {
+        [[unroll]] for (uint kk = 0u; kk < BK; kk++) {
             vec4 a[TM / 4u], b[TN / 4u];
-            for (uint i = 0u; i < TM / 4u; i++)
+            [[unroll]] for (uint i = 0u; i < TM / 4u; i++)
                 a[i] = As[kk * AS + ty * (TM / 4u) + i];
-            for (uint j = 0u; j < TN / 4u; j++)
+            [[unroll]] for (uint j = 0u; j < TN / 4u; j++)
                 b[j] = Bs[kk * BS + tx * (TN / 4u) + j];
-            for (uint i = 0u; i < TM; i++)
-                for (uint j = 0u; j < TN; j++)
+            [[unroll]] for (uint i = 0u; i < TM; i++)
+                [[unroll]] for (uint j = 0u; j < TN; j++)
                     acc[i][j] = fma(a[i / 4u][i & 3u], b[j / 4u][j & 3u], acc[i][j]);
         }
         barrier();
@@ -182,11 +182,11 @@ void main()
             barrier();
         }
     }
-    for (uint i = 0u; i < TM; i++) {
+    [[unroll]] for (uint i = 0u; i < TM; i++) {
         uint m = m0 + ty * TM + i;
         if (m >= pc.M)
             continue;
-        for (uint j = 0u; j < TN; j++) {
+        [[unroll]] for (uint j = 0u; j < TN; j++) {
             uint n = n0 + tx * TN + j;
             if (n >= pc.nc)
                 continue;

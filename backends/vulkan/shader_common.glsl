@@ -7,6 +7,8 @@
 // Specialization constant 0 is the workgroup size (1-D). Tensor bindings are windows of a buffer;
 // the push constants carry each window's element offset (`*_off`).
 
+#extension GL_EXT_control_flow_attributes : require
+
 #if AWQ_FAST
 #extension GL_EXT_shader_16bit_storage : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require

@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <dlfcn.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -449,6 +450,45 @@ static uint32_t pow2_floor(uint32_t v)
     return p;
 }
 
+/* AWQ_VK_TUNE="bm=64,bn=64,tm=4,..." overrides entries of the vendor table (for tuning runs);
+ * unknown keys and malformed values are ignored, sizes are then clamped to the device limits. */
+static void tune_override(struct vk_tune *t, const char *spec)
+{
+    static const struct {
+        const char *key;
+        size_t off;
+    } keys[] = {
+        { "wg", offsetof(struct vk_tune, wg) },
+        { "gemv_wg", offsetof(struct vk_tune, gemv_wg) },
+        { "gemv_kt", offsetof(struct vk_tune, gemv_kt) },
+        { "bm", offsetof(struct vk_tune, bm) },
+        { "bn", offsetof(struct vk_tune, bn) },
+        { "bk", offsetof(struct vk_tune, bk) },
+        { "tm", offsetof(struct vk_tune, tm) },
+        { "tn", offsetof(struct vk_tune, tn) },
+        { "attn_bq", offsetof(struct vk_tune, attn_bq) },
+        { "attn_bkv", offsetof(struct vk_tune, attn_bkv) },
+        { "attn_dc", offsetof(struct vk_tune, attn_dc) },
+        { "attn_dv", offsetof(struct vk_tune, attn_dv) },
+        { "attn_target_wgs", offsetof(struct vk_tune, attn_target_wgs) },
+    };
+    while (spec && *spec) {
+        const char *end = strchr(spec, ',');
+        size_t len = end ? (size_t)(end - spec) : strlen(spec);
+        const char *eq = memchr(spec, '=', len);
+        if (eq) {
+            char *stop;
+            unsigned long v = strtoul(eq + 1, &stop, 10);
+            int pow2 = v && !(v & (v - 1));
+            for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+                if (strlen(keys[i].key) == (size_t)(eq - spec) && !strncmp(spec, keys[i].key, (size_t)(eq - spec)) &&
+                    stop == spec + len && pow2 && v <= 1024)
+                    *(uint32_t *)((char *)t + keys[i].off) = (uint32_t)v;
+        }
+        spec = end ? end + 1 : NULL;
+    }
+}
+
 /* Limits, memory types, tile sizes. */
 static void choose(struct vk_dev *d)
 {
@@ -471,40 +511,54 @@ static void choose(struct vk_dev *d)
     d->subgroup = d->fast ? ph->subgroup_max : 1;
 
     d->tune = *awq_vk_tune_for(ph->props.vendorID);
+    tune_override(&d->tune, getenv("AWQ_VK_TUNE"));
+    /* shapes the shaders rely on: register tiles in vec4s, a k step that divides every group size */
+    struct vk_tune *t = &d->tune;
+    t->tm = t->tm < 4 ? 4 : t->tm;
+    t->tn = t->tn < 4 ? 4 : t->tn;
+    t->bm = t->bm < t->tm ? t->tm : t->bm;
+    t->bn = t->bn < t->tn ? t->tn : t->bn;
+    t->bn = t->bn < 8 ? 8 : t->bn;
+    t->bk = t->bk < 4 ? 4 : (t->bk > 32 ? 32 : t->bk);
+    t->wg = t->wg < 64 ? 64 : t->wg;
+    t->attn_bq = t->attn_bq > 64 ? 64 : t->attn_bq;
     uint32_t inv = lim->maxComputeWorkGroupInvocations;
     uint32_t lim_wg = inv < lim->maxComputeWorkGroupSize[0] ? inv : lim->maxComputeWorkGroupSize[0];
     lim_wg = pow2_floor(lim_wg);
-    if (d->tune.wg > lim_wg)
-        d->tune.wg = lim_wg;
-    if (d->tune.gemv_wg > lim_wg)
-        d->tune.gemv_wg = lim_wg;
+    if (t->wg > lim_wg)
+        t->wg = lim_wg;
+    if (t->gemv_wg > lim_wg)
+        t->gemv_wg = lim_wg;
     /* A GEMV team spans whole subgroups in the fast variant (its reduction starts with subgroupAdd). */
-    if (d->tune.gemv_kt < d->subgroup)
-        d->tune.gemv_kt = d->subgroup;
-    if (d->tune.gemv_wg < d->tune.gemv_kt)
-        d->tune.gemv_wg = d->tune.gemv_kt;
-    while ((d->tune.bm / d->tune.tm) * (d->tune.bn / d->tune.tn) > lim_wg) {
-        if (d->tune.bm >= d->tune.bn)
-            d->tune.bm /= 2;
+    if (t->gemv_kt < d->subgroup)
+        t->gemv_kt = d->subgroup;
+    if (t->gemv_wg < t->gemv_kt)
+        t->gemv_wg = t->gemv_kt;
+    /* GEMM: threads and shared memory (two padded fp32 tiles) within the device limits */
+    while ((t->bm / t->tm) * (t->bn / t->tn) > lim_wg ||
+           (size_t)t->bk * 16 * (t->bm / 4 + t->bn / 4 + 2) > d->shared_max) {
+        if (t->bm >= t->bn && t->bm > t->tm)
+            t->bm /= 2;
+        else if (t->bn > t->tn && t->bn > 8)
+            t->bn /= 2;
         else
-            d->tune.bn /= 2;
+            break;
     }
     /* attention tiles must fit shared memory */
     for (;;) {
-        const struct vk_tune *t = &d->tune;
         size_t bytes = 4 * ((size_t)t->attn_bq * (t->attn_dc + 1) + (size_t)t->attn_bkv * (t->attn_dc + 1) +
                             (size_t)t->attn_bkv * t->attn_dv + (size_t)t->attn_bq * (t->attn_bkv + 1) +
                             3 * (size_t)t->attn_bq);
         if (bytes + 512 <= d->shared_max || t->attn_dv <= 16)
             break;
-        if (d->tune.attn_dv > 64)
-            d->tune.attn_dv /= 2;
-        else if (d->tune.attn_bkv > 16)
-            d->tune.attn_bkv /= 2;
-        else if (d->tune.attn_dc > 16)
-            d->tune.attn_dc /= 2;
+        if (t->attn_dv > 64)
+            t->attn_dv /= 2;
+        else if (t->attn_bkv > 16)
+            t->attn_bkv /= 2;
+        else if (t->attn_dc > 16)
+            t->attn_dc /= 2;
         else
-            d->tune.attn_dv /= 2;
+            t->attn_dv /= 2;
     }
 }
 

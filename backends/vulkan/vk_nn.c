@@ -156,11 +156,13 @@ struct attn_push {
     float scale;
     uint32_t i0, nq, j0, nk;
     uint32_t S, split_base, partial, n_dsl;
+    uint32_t h0, hn;
     uint32_t q_off, k_off, v_off, o_off, po_off, pml_off;
 };
 
 struct comb_push {
     uint32_t rows, heads, hd, n_splits, q_len, nq;
+    uint32_t h0, hn;
     uint32_t po_off, pml_off, o_off;
 };
 
@@ -187,25 +189,26 @@ int awq_vk_attention(void *dev, const struct awq_attention_args *a)
         dc = 4;
     size_t n_dsl = vk_div_up(hd, dv);
     size_t fit_q = awq_vk_rows_fit(d, qrow), fit_k = awq_vk_rows_fit(d, krow);
-    size_t pml_at;
-    if (fit_q == 0 || fit_k == 0 || partial_bytes(2, 1, H, hd, &pml_at) > d->max_range)
+    size_t pml_at, room = d->max_range - 1024;
+    if (fit_q == 0 || fit_k == 0)
         return awq_err_set(d->err, AWQ_ERR_UNSUPPORTED, "attention: rows of %zu or %zu bytes exceed "
                            "the storage-buffer range", qrow, krow);
 
-    /* whole sequences per dispatch when they fit; else pieces of queries and keys */
+    /* Whole sequences per dispatch when they fit one binding; else pieces of queries and keys,
+     * whose per-piece results (one split each) are merged by attn_combine. The partials of a job
+     * must fit one binding too: that bounds its query rows and heads. */
     int whole = kl <= fit_k && ql <= fit_q;
     size_t ns = whole ? vk_min(vk_min(fit_k / kl, fit_q / ql), vk_min(nseq, d->max_groups[2])) : 1;
     size_t nq_piece = whole ? ql : vk_min(ql, fit_q);
     size_t nk_piece = whole ? kl : (fit_k >= bkv ? fit_k / bkv * bkv : fit_k);
-    size_t p_max = vk_div_up(kl, nk_piece);
+    size_t p_max = vk_div_up(kl, nk_piece), hn = H;
     if (p_max > 1) {
-        /* the partials of one query piece must fit one binding */
-        size_t per_row = p_max * H * (hd + 2) * 4 + 512;
-        size_t lim = (d->max_range - 1024) / per_row;
-        if (lim == 0)
+        size_t per_head = p_max * (hd + 2) * 4;
+        hn = vk_min(H, (room - 512) / per_head);
+        if (hn == 0)
             return awq_err_set(d->err, AWQ_ERR_UNSUPPORTED, "attention: %zu keys of %zu bytes need "
                                "more partial results than one binding holds", kl, krow);
-        nq_piece = vk_min(nq_piece, lim);
+        nq_piece = vk_min(nq_piece, (room - 512) / (per_head * hn));
     }
     nq_piece = vk_min(nq_piece, (size_t)d->max_groups[0] * bq);
 
@@ -218,63 +221,69 @@ int awq_vk_attention(void *dev, const struct awq_attention_args *a)
             size_t jmax = kl - ql + i0 + nqi;            /* keys [0, jmax) are visible */
             size_t P = vk_div_up(jmax, nk_piece);
             size_t qblocks = vk_div_up(nqi, bq);
-            size_t wgs = qblocks * H * n_dsl * nsc;
-            size_t tiles = vk_div_up(vk_min(nk_piece, jmax), bkv);
-            size_t S = 1;
-            if (wgs < t->attn_target_wgs && tiles >= 4)
-                S = vk_min(vk_min(vk_div_up(t->attn_target_wgs, wgs), tiles / 2), 64);
             size_t rows = nsc * nqi;
-            while (S > 1 && partial_bytes(P * S, rows, H, hd, &pml_at) > d->max_range - 1024)
-                S /= 2;
-            size_t splits = P * S;
-            int partial = splits > 1;
             struct vk_arg args[5];
             struct attn_push pc;
             memset(&pc, 0, sizeof pc);
-            size_t qlo = a->q.off + (s0 * ql + i0) * qrow, qhi = a->q.off + ((s0 + nsc - 1) * ql + i0 + nqi) * qrow;
-            size_t olo = a->out.off + (s0 * ql + i0) * qrow, ohi = a->out.off + ((s0 + nsc - 1) * ql + i0 + nqi) * qrow;
-            VK_TRY(awq_vk_window(d, vk_tbuf(a->q), qlo, qhi, 4, &args[0], &pc.q_off));
-            VK_TRY(awq_vk_window(d, vk_tbuf(a->out), olo, ohi, 4, &args[3], &pc.o_off));
-            if (partial) {
-                struct vk_buf *scr;
-                size_t bytes = partial_bytes(splits, rows, H, hd, &pml_at);
-                VK_TRY(awq_vk_scratch(d, bytes, &scr));
-                VK_TRY(awq_vk_window(d, scr, 0, bytes, 4, &args[4], &pc.po_off));
-                pc.pml_off = pc.po_off + (uint32_t)(pml_at / 4);
-            } else {
-                args[4] = (struct vk_arg){ d->dummy, 0, d->dummy->alloc };
-            }
-            pc.q_len = (uint32_t)ql;
-            pc.kv_len = (uint32_t)kl;
-            pc.heads = (uint32_t)H;
-            pc.kv_heads = (uint32_t)KH;
-            pc.hd = (uint32_t)hd;
-            pc.scale = a->scale;
-            pc.i0 = (uint32_t)i0;
-            pc.nq = (uint32_t)nqi;
-            pc.S = (uint32_t)S;
-            pc.partial = (uint32_t)partial;
-            pc.n_dsl = (uint32_t)n_dsl;
-            for (size_t p = 0; p < P; p++) {
-                size_t j0 = p * nk_piece, nk = vk_min(nk_piece, jmax - j0);
-                size_t klo = (s0 * kl + j0) * krow, khi = ((s0 + nsc - 1) * kl + j0 + nk) * krow;
-                VK_TRY(awq_vk_window(d, vk_tbuf(a->k), a->k.off + klo, a->k.off + khi, 4, &args[1], &pc.k_off));
-                VK_TRY(awq_vk_window(d, vk_tbuf(a->v), a->v.off + klo, a->v.off + khi, 4, &args[2], &pc.v_off));
-                pc.j0 = (uint32_t)j0;
-                pc.nk = (uint32_t)nk;
-                pc.split_base = (uint32_t)(p * S);
-                VK_TRY(awq_vk_dispatch(d, VKS_ATTENTION, spec, 5, args, 5, &pc, sizeof pc, (uint32_t)qblocks,
-                                       (uint32_t)(H * S * n_dsl), (uint32_t)nsc));
-            }
-            if (partial) {
-                VK_TRY(awq_vk_barrier(d));
-                struct vk_arg cargs[2] = { args[4], args[3] };
-                struct comb_push cp = { (uint32_t)rows, (uint32_t)H, (uint32_t)hd, (uint32_t)splits,
-                                        (uint32_t)ql, (uint32_t)nqi, pc.po_off, pc.pml_off, pc.o_off };
-                uint32_t cspec[] = { t->wg };
-                VK_TRY(awq_vk_dispatch(d, VKS_ATTN_COMBINE, cspec, 1, cargs, 2, &cp, sizeof cp,
-                                       stride_groups(d, rows * H * hd), 1, 1));
-                VK_TRY(awq_vk_barrier(d));   /* the scratch is reused by the next piece */
+            size_t qlo = (s0 * ql + i0) * qrow, qhi = ((s0 + nsc - 1) * ql + i0 + nqi) * qrow;
+            VK_TRY(awq_vk_window(d, vk_tbuf(a->q), a->q.off + qlo, a->q.off + qhi, 4, &args[0], &pc.q_off));
+            VK_TRY(awq_vk_window(d, vk_tbuf(a->out), a->out.off + qlo, a->out.off + qhi, 4, &args[3], &pc.o_off));
+            for (size_t h0 = 0; h0 < H; h0 += hn) {
+                size_t hc = vk_min(hn, H - h0);
+                /* few workgroups (decode, short batches): split the keys for parallelism */
+                size_t wgs = qblocks * hc * n_dsl * nsc;
+                size_t tiles = vk_div_up(vk_min(nk_piece, jmax), bkv);
+                size_t S = 1;
+                if (wgs < t->attn_target_wgs && tiles >= 4)
+                    S = vk_min(vk_min(vk_div_up(t->attn_target_wgs, wgs), tiles / 2), 64);
+                while (S > 1 && partial_bytes(P * S, rows, hc, hd, &pml_at) > room)
+                    S /= 2;
+                size_t splits = P * S;
+                int partial = splits > 1;
+                if (partial) {
+                    struct vk_buf *scr;
+                    size_t bytes = partial_bytes(splits, rows, hc, hd, &pml_at);
+                    VK_TRY(awq_vk_scratch(d, bytes, &scr));
+                    VK_TRY(awq_vk_window(d, scr, 0, bytes, 4, &args[4], &pc.po_off));
+                    pc.pml_off = pc.po_off + (uint32_t)(pml_at / 4);
+                } else {
+                    args[4] = (struct vk_arg){ d->dummy, 0, d->dummy->alloc };
+                }
+                pc.q_len = (uint32_t)ql;
+                pc.kv_len = (uint32_t)kl;
+                pc.heads = (uint32_t)H;
+                pc.kv_heads = (uint32_t)KH;
+                pc.hd = (uint32_t)hd;
+                pc.scale = a->scale;
+                pc.i0 = (uint32_t)i0;
+                pc.nq = (uint32_t)nqi;
+                pc.S = (uint32_t)S;
+                pc.partial = (uint32_t)partial;
+                pc.n_dsl = (uint32_t)n_dsl;
+                pc.h0 = (uint32_t)h0;
+                pc.hn = (uint32_t)hc;
+                for (size_t p = 0; p < P; p++) {
+                    size_t j0 = p * nk_piece, nk = vk_min(nk_piece, jmax - j0);
+                    size_t klo = (s0 * kl + j0) * krow, khi = ((s0 + nsc - 1) * kl + j0 + nk) * krow;
+                    VK_TRY(awq_vk_window(d, vk_tbuf(a->k), a->k.off + klo, a->k.off + khi, 4, &args[1], &pc.k_off));
+                    VK_TRY(awq_vk_window(d, vk_tbuf(a->v), a->v.off + klo, a->v.off + khi, 4, &args[2], &pc.v_off));
+                    pc.j0 = (uint32_t)j0;
+                    pc.nk = (uint32_t)nk;
+                    pc.split_base = (uint32_t)(p * S);
+                    VK_TRY(awq_vk_dispatch(d, VKS_ATTENTION, spec, 5, args, 5, &pc, sizeof pc,
+                                           (uint32_t)qblocks, (uint32_t)(hc * S * n_dsl), (uint32_t)nsc));
+                }
+                if (partial) {
+                    VK_TRY(awq_vk_barrier(d));
+                    struct vk_arg cargs[2] = { args[4], args[3] };
+                    struct comb_push cp = { (uint32_t)rows, (uint32_t)H, (uint32_t)hd, (uint32_t)splits,
+                                            (uint32_t)ql, (uint32_t)nqi, (uint32_t)h0, (uint32_t)hc,
+                                            pc.po_off, pc.pml_off, pc.o_off };
+                    uint32_t cspec[] = { t->wg };
+                    VK_TRY(awq_vk_dispatch(d, VKS_ATTN_COMBINE, cspec, 1, cargs, 2, &cp, sizeof cp,
+                                           stride_groups(d, rows * hc * hd), 1, 1));
+                    VK_TRY(awq_vk_barrier(d));   /* the scratch is reused by the next job */
+                }
             }
         }
     }

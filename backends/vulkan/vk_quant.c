@@ -14,29 +14,32 @@ int awq_vk_act_stats(void *dev, const struct awq_act_stats_args *a)
     struct vk_dev *d = dev;
     size_t T = (size_t)a->T, C = (size_t)a->C, xes = awq_dtype_size(a->x_type);
     const size_t CB = 64;
+    size_t room = (d->max_range - 1024) / 12;   /* (chunk, channel) partial triples per binding */
     size_t rows_x = awq_vk_rows_fit(d, C * xes);
-    size_t part_rows = (d->max_range - 1024) / (12 * C);   /* partial chunks one binding holds */
-    if (rows_x == 0 || part_rows == 0)
+    if (rows_x == 0)
         return awq_err_set(d->err, AWQ_ERR_UNSUPPORTED, "act_stats: rows of %zu bytes exceed the "
                            "storage-buffer range", C * xes);
-    size_t TR = 256;
-    if (vk_div_up(T, TR) > part_rows)
-        TR = vk_div_up(T, part_rows);
+    /* partial sums over chunks of TR rows (a fixed order: the result does not depend on how the
+     * rows are spread over dispatches), for as many channels at a time as their partials fit */
+    size_t TR = vk_min(256, rows_x);
+    if (vk_div_up(T, TR) > room)
+        TR = vk_div_up(T, room);
     if (TR > rows_x)
-        TR = rows_x;
-    size_t step = rows_x / TR * TR;   /* rows per dispatch: whole partial chunks */
-    step = vk_min(step, (size_t)d->max_groups[1] * TR);
-    size_t n_part = vk_div_up(T, TR);
-    if (n_part > part_rows)
         return awq_err_set(d->err, AWQ_ERR_UNSUPPORTED, "act_stats: %zu rows of %zu channels need "
                            "more partial sums than one binding holds", T, C);
+    size_t n_part = vk_div_up(T, TR);
+    size_t cc = vk_min(C, room / n_part);
+    if (cc > CB)
+        cc = cc / CB * CB;
+    size_t step = vk_min(rows_x / TR * TR, (size_t)d->max_groups[1] * TR);   /* rows per dispatch */
 
     VK_TRY(awq_vk_op_begin(d));
     struct vk_buf *scr;
-    VK_TRY(awq_vk_scratch(d, n_part * 12 * C, &scr));
+    VK_TRY(awq_vk_scratch(d, n_part * 12 * cc, &scr));
     struct vk_arg args[5];
     struct {
         uint32_t T, C, TR, p_base, n_part, flags;
+        uint32_t c0, Cc;
         uint32_t x_off, p_off, sa_off, ma_off, sq_off;
     } pc;
     memset(&pc, 0, sizeof pc);
@@ -44,25 +47,32 @@ int awq_vk_act_stats(void *dev, const struct awq_act_stats_args *a)
     pc.TR = (uint32_t)TR;
     pc.n_part = (uint32_t)n_part;
     pc.flags = (a->sum_abs.buf ? 1u : 0u) | (a->max_abs.buf ? 2u : 0u) | (a->sum_sq.buf ? 4u : 0u);
-    VK_TRY(awq_vk_window(d, scr, 0, n_part * 12 * C, 4, &args[1], &pc.p_off));
     VK_TRY(awq_vk_window_opt(d, a->sum_abs, C * 4, 4, &args[2], &pc.sa_off));
     VK_TRY(awq_vk_window_opt(d, a->max_abs, C * 4, 4, &args[3], &pc.ma_off));
     VK_TRY(awq_vk_window_opt(d, a->sum_sq, C * 4, 4, &args[4], &pc.sq_off));
     uint32_t xf16 = a->x_type == AWQ_DTYPE_F16;
-    for (size_t t0 = 0; t0 < T; t0 += step) {
-        size_t tc = vk_min(step, T - t0);
-        VK_TRY(awq_vk_window(d, vk_tbuf(a->x), a->x.off + t0 * C * xes, a->x.off + (t0 + tc) * C * xes, xes,
-                             &args[0], &pc.x_off));
-        pc.T = (uint32_t)tc;
-        pc.p_base = (uint32_t)(t0 / TR);
-        uint32_t spec[] = { d->tune.wg, 0, xf16 };
+    for (size_t c0 = 0; c0 < C; c0 += cc) {
+        size_t ccn = vk_min(cc, C - c0);
+        pc.c0 = (uint32_t)c0;
+        pc.Cc = (uint32_t)ccn;
+        VK_TRY(awq_vk_window(d, scr, 0, n_part * 12 * ccn, 4, &args[1], &pc.p_off));
+        if (c0 > 0)
+            VK_TRY(awq_vk_barrier(d));   /* the partials of the previous chunk have been read */
+        for (size_t t0 = 0; t0 < T; t0 += step) {
+            size_t tc = vk_min(step, T - t0);
+            VK_TRY(awq_vk_window(d, vk_tbuf(a->x), a->x.off + t0 * C * xes, a->x.off + (t0 + tc) * C * xes,
+                                 xes, &args[0], &pc.x_off));
+            pc.T = (uint32_t)tc;
+            pc.p_base = (uint32_t)(t0 / TR);
+            uint32_t spec[] = { d->tune.wg, 0, xf16 };
+            VK_TRY(awq_vk_dispatch(d, VKS_ACT_STATS, spec, 3, args, 5, &pc, sizeof pc,
+                                   (uint32_t)vk_div_up(ccn, CB), (uint32_t)vk_div_up(tc, TR), 1));
+        }
+        VK_TRY(awq_vk_barrier(d));
+        uint32_t spec[] = { d->tune.wg, 1, xf16 };
         VK_TRY(awq_vk_dispatch(d, VKS_ACT_STATS, spec, 3, args, 5, &pc, sizeof pc,
-                               (uint32_t)vk_div_up(C, CB), (uint32_t)vk_div_up(tc, TR), 1));
+                               (uint32_t)vk_div_up(ccn, d->tune.wg), 1, 1));
     }
-    VK_TRY(awq_vk_barrier(d));
-    uint32_t spec[] = { d->tune.wg, 1, xf16 };
-    VK_TRY(awq_vk_dispatch(d, VKS_ACT_STATS, spec, 3, args, 5, &pc, sizeof pc,
-                           (uint32_t)vk_div_up(C, d->tune.wg), 1, 1));
     return awq_vk_op_end(d);
 }
 
