@@ -359,7 +359,8 @@ static int vk_init(void **state, struct awq_errbuf *err)
     uint32_t n_pd = 0;
     r = st->fn.vkEnumeratePhysicalDevices(st->inst, &n_pd, NULL);
     if (r != VK_SUCCESS && r != VK_INCOMPLETE) {
-        st_code = awq_vk_fail(err, r, "vkEnumeratePhysicalDevices");
+        st_code = awq_err_set(err, AWQ_ERR_NO_DEVICE, "no Vulkan device: vkEnumeratePhysicalDevices "
+                              "failed (%s, %d)", awq_vk_result_name(r), (int)r);
         goto fail;
     }
     if (n_pd == 0) {
@@ -506,6 +507,9 @@ static void choose(struct vk_dev *d)
         d->max_groups[i] = lim->maxComputeWorkGroupCount[i];
     d->shared_max = lim->maxComputeSharedMemorySize;
 
+    /* Mesa's llvmpipe (lavapipe) ends every shader invocation after 65535 loop iterations in
+     * total (LP_MAX_TGSI_LOOP_ITERATIONS); ops keep long loops below this budget there. */
+    d->loop_cap = ph->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU ? 40000 : 0;
     d->fast = ph->api >= VK_API_VERSION_1_2 && ph->storage16 && ph->float16 && ph->subgroup_ok &&
               !env_list_has("AWQ_VK_DISABLE", "fast");
     d->subgroup = d->fast ? ph->subgroup_max : 1;

@@ -234,6 +234,7 @@ struct vk_dev {
     uint32_t max_groups[3];
     uint32_t shared_max;
     int fast, uma, coopmat;
+    uint32_t loop_cap;             /* total loop iterations one invocation may run (0: no limit) */
     uint32_t subgroup;             /* subgroup size the fast variants assume as team granule */
     uint32_t mem_type_dev, mem_type_host;
     size_t max_alloc;

@@ -181,7 +181,8 @@ int awq_vk_attention(void *dev, const struct awq_attention_args *a)
     size_t H = (size_t)a->n_heads, KH = (size_t)a->n_kv_heads, hd = (size_t)a->head_dim;
     size_t ql = (size_t)a->q_len, kl = (size_t)a->kv_len, nseq = (size_t)a->n_seq;
     size_t qrow = H * hd * 4, krow = KH * hd * 4;
-    uint32_t bq = t->attn_bq, bkv = t->attn_bkv;
+    /* short query blocks (decode) get a smaller tile: no idle rows */
+    uint32_t bq = vk_min(t->attn_bq, pow2_ceil((uint32_t)ql)), bkv = t->attn_bkv;
     uint32_t dv = vk_min(t->attn_dv, pow2_ceil((uint32_t)hd)), dc = vk_min(t->attn_dc, pow2_ceil((uint32_t)hd));
     if (dv < 4)
         dv = 4;
@@ -202,8 +203,14 @@ int awq_vk_attention(void *dev, const struct awq_attention_args *a)
     size_t nq_piece = whole ? ql : vk_min(ql, fit_q);
     size_t nk_piece = whole ? kl : (fit_k >= bkv ? fit_k / bkv * bkv : fit_k);
     size_t p_max = vk_div_up(kl, nk_piece), hn = H;
-    if (p_max > 1) {
-        size_t per_head = p_max * (hd + 2) * 4;
+    size_t max_tiles = 0;   /* key tiles one workgroup may walk (lavapipe's loop budget) */
+    if (d->loop_cap) {
+        max_tiles = d->loop_cap / (5 * hd + 700);
+        max_tiles = max_tiles ? max_tiles : 1;
+    }
+    size_t s_min_all = max_tiles ? vk_div_up(vk_div_up(vk_min(nk_piece, kl), bkv), max_tiles) : 1;
+    if (p_max * s_min_all > 1) {
+        size_t per_head = p_max * s_min_all * (hd + 2) * 4;
         hn = vk_min(H, (room - 512) / per_head);
         if (hn == 0)
             return awq_err_set(d->err, AWQ_ERR_UNSUPPORTED, "attention: %zu keys of %zu bytes need "
@@ -233,11 +240,17 @@ int awq_vk_attention(void *dev, const struct awq_attention_args *a)
                 /* few workgroups (decode, short batches): split the keys for parallelism */
                 size_t wgs = qblocks * hc * n_dsl * nsc;
                 size_t tiles = vk_div_up(vk_min(nk_piece, jmax), bkv);
-                size_t S = 1;
+                size_t S = 1, S_min = 1;
+                if (max_tiles)   /* lavapipe: about 5 hd + 700 loop iterations per key tile */
+                    S_min = vk_div_up(tiles, max_tiles);
                 if (wgs < t->attn_target_wgs && tiles >= 4)
                     S = vk_min(vk_min(vk_div_up(t->attn_target_wgs, wgs), tiles / 2), 64);
-                while (S > 1 && partial_bytes(P * S, rows, hc, hd, &pml_at) > room)
-                    S /= 2;
+                S = S < S_min ? S_min : S;
+                while (S > S_min && partial_bytes(P * S, rows, hc, hd, &pml_at) > room)
+                    S = S / 2 < S_min ? S_min : S / 2;
+                if (P * S > 1 && partial_bytes(P * S, rows, hc, hd, &pml_at) > room)
+                    return awq_err_set(d->err, AWQ_ERR_UNSUPPORTED, "attention: the partial results of "
+                                       "%zu key splits exceed one binding", P * S);
                 size_t splits = P * S;
                 int partial = splits > 1;
                 if (partial) {

@@ -119,6 +119,8 @@ int awq_vk_clip_search(void *dev, const struct awq_clip_search_args *a)
     size_t N = (size_t)a->N, K = (size_t)a->K, G = (size_t)a->G, T = (size_t)a->T, ng = K / G;
     size_t ns = (size_t)a->n_shrink;
     size_t rows_w = awq_vk_rows_fit(d, K * 4), rows_x = awq_vk_rows_fit(d, K * 4);
+    if (d->loop_cap)   /* each token tile costs about 2 G + 40 loop iterations (see loop_cap) */
+        rows_x = vk_min(rows_x, vk_min(16 * (d->loop_cap / (2 * G + 40)), 1024));
     size_t fit_e = awq_vk_rows_fit(d, ng * 4);   /* (shrink, channel) rows of the error table */
     if (rows_w == 0 || fit_e == 0)
         return awq_err_set(d->err, AWQ_ERR_UNSUPPORTED, "clip_search: rows of %zu bytes exceed the "
