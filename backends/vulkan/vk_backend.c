@@ -139,7 +139,12 @@ static int describe(struct vk_state *st, VkPhysicalDevice pd, int index, struct 
     ph->queue_family = (uint32_t)fam;
 
     /* features */
-    VkPhysicalDeviceVulkan12Features f12 = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES };
+    int have_cm = ph->api >= VK_API_VERSION_1_2 && st->fn.vkGetPhysicalDeviceCooperativeMatrixPropertiesNV &&
+                  has_dev_ext(st, pd, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
+    VkPhysicalDeviceCooperativeMatrixFeaturesNV cmf = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV };
+    VkPhysicalDeviceVulkan12Features f12 = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES,
+                                             .pNext = have_cm ? &cmf : NULL };
     VkPhysicalDeviceVulkan11Features f11 = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES };
     VkPhysicalDevice16BitStorageFeatures s16 = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES };
     VkPhysicalDeviceFeatures2 f2 = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2 };
@@ -153,6 +158,7 @@ static int describe(struct vk_state *st, VkPhysicalDevice pd, int index, struct 
     if (ph->api >= VK_API_VERSION_1_2) {
         ph->storage16 = f11.storageBuffer16BitAccess;
         ph->float16 = f12.shaderFloat16;
+        ph->coopmat_nv = have_cm && cmf.cooperativeMatrix && f12.vulkanMemoryModel;
     } else {
         ph->storage16 = s16.storageBuffer16BitAccess;
     }
@@ -190,6 +196,25 @@ static int describe(struct vk_state *st, VkPhysicalDevice pd, int index, struct 
         tail = &amd.pNext;
     }
     st->fn.vkGetPhysicalDeviceProperties2(pd, &p2);
+    if (ph->coopmat_nv) {
+        /* the tensor-core kernels use 16x16x16 fp16 x fp16 -> fp32 fragments in subgroups of 32 */
+        int shape = 0;
+        uint32_t n = 0;
+        if (st->fn.vkGetPhysicalDeviceCooperativeMatrixPropertiesNV(pd, &n, NULL) == VK_SUCCESS && n) {
+            VkCooperativeMatrixPropertiesNV *cp = calloc(n, sizeof *cp);
+            for (uint32_t i = 0; cp && i < n; i++)
+                cp[i].sType = VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_NV;
+            if (cp && st->fn.vkGetPhysicalDeviceCooperativeMatrixPropertiesNV(pd, &n, cp) == VK_SUCCESS)
+                for (uint32_t i = 0; i < n; i++)
+                    shape |= cp[i].MSize == 16 && cp[i].NSize == 16 && cp[i].KSize == 16 &&
+                             cp[i].AType == VK_COMPONENT_TYPE_FLOAT16_NV &&
+                             cp[i].BType == VK_COMPONENT_TYPE_FLOAT16_NV &&
+                             cp[i].CType == VK_COMPONENT_TYPE_FLOAT32_NV &&
+                             cp[i].DType == VK_COMPONENT_TYPE_FLOAT32_NV && cp[i].scope == VK_SCOPE_SUBGROUP_NV;
+            free(cp);
+        }
+        ph->coopmat_nv = shape && sg.subgroupSize == 32;
+    }
     VkSubgroupFeatureFlags need = VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_ARITHMETIC_BIT;
     ph->subgroup_ok = (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
                       (sg.supportedOperations & need) == need && sg.subgroupSize >= 4;
@@ -347,6 +372,8 @@ static int vk_init(void **state, struct awq_errbuf *err)
     }
     VK_INSTANCE_FUNCS(LOAD_I)
 #undef LOAD_I
+    st->fn.vkGetPhysicalDeviceCooperativeMatrixPropertiesNV = (PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV)
+        st->gipa(st->inst, "vkGetPhysicalDeviceCooperativeMatrixPropertiesNV");
     if (st->validation) {
         st->fn.vkCreateDebugUtilsMessengerEXT =
             (PFN_vkCreateDebugUtilsMessengerEXT)st->gipa(st->inst, "vkCreateDebugUtilsMessengerEXT");
@@ -472,6 +499,7 @@ static void tune_override(struct vk_tune *t, const char *spec)
         { "attn_dc", offsetof(struct vk_tune, attn_dc) },
         { "attn_dv", offsetof(struct vk_tune, attn_dv) },
         { "attn_target_wgs", offsetof(struct vk_tune, attn_target_wgs) },
+        { "gemv_threads", offsetof(struct vk_tune, gemv_threads) },
     };
     while (spec && *spec) {
         const char *end = strchr(spec, ',');
@@ -483,7 +511,7 @@ static void tune_override(struct vk_tune *t, const char *spec)
             int pow2 = v && !(v & (v - 1));
             for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
                 if (strlen(keys[i].key) == (size_t)(eq - spec) && !strncmp(spec, keys[i].key, (size_t)(eq - spec)) &&
-                    stop == spec + len && pow2 && v <= 1024)
+                    stop == spec + len && pow2 && v <= (1u << 20))
                     *(uint32_t *)((char *)t + keys[i].off) = (uint32_t)v;
         }
         spec = end ? end + 1 : NULL;
@@ -513,6 +541,7 @@ static void choose(struct vk_dev *d)
     d->fast = ph->api >= VK_API_VERSION_1_2 && ph->storage16 && ph->float16 && ph->subgroup_ok &&
               !env_list_has("AWQ_VK_DISABLE", "fast");
     d->subgroup = d->fast ? ph->subgroup_max : 1;
+    d->coopmat = d->fast && ph->coopmat_nv && !env_list_has("AWQ_VK_DISABLE", "coopmat");
 
     d->tune = *awq_vk_tune_for(ph->props.vendorID);
     tune_override(&d->tune, getenv("AWQ_VK_TUNE"));
@@ -529,6 +558,7 @@ static void choose(struct vk_dev *d)
     uint32_t inv = lim->maxComputeWorkGroupInvocations;
     uint32_t lim_wg = inv < lim->maxComputeWorkGroupSize[0] ? inv : lim->maxComputeWorkGroupSize[0];
     lim_wg = pow2_floor(lim_wg);
+    d->max_wg = lim_wg;
     if (t->wg > lim_wg)
         t->wg = lim_wg;
     if (t->gemv_wg > lim_wg)
@@ -594,16 +624,28 @@ static int vk_open(void *state, int index, const awq_context_options *opt, struc
     VkPhysicalDeviceVulkan11Features f11 = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES,
                                              .pNext = &f12 };
     VkPhysicalDeviceFeatures2 f2 = { .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2 };
+    VkPhysicalDeviceCooperativeMatrixFeaturesNV cmf = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV };
+    const char *exts[1];
+    uint32_t n_ext = 0;
     if (d->fast) {
         f11.storageBuffer16BitAccess = VK_TRUE;
         f12.shaderFloat16 = VK_TRUE;
         f2.pNext = &f11;
+    }
+    if (d->coopmat) {
+        f12.vulkanMemoryModel = VK_TRUE;
+        f12.pNext = &cmf;
+        cmf.cooperativeMatrix = VK_TRUE;
+        exts[n_ext++] = VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME;
     }
     VkDeviceCreateInfo dci = {
         .sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
         .pNext = &f2,
         .queueCreateInfoCount = 1,
         .pQueueCreateInfos = &qci,
+        .enabledExtensionCount = n_ext,
+        .ppEnabledExtensionNames = exts,
     };
     VkResult r = st->fn.vkCreateDevice(d->ph->pd, &dci, NULL, &d->dev);
     if (r != VK_SUCCESS) {

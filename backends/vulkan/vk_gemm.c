@@ -12,6 +12,10 @@
 #include "vk_internal.h"
 
 #define GEMV_MAX_M 8
+/* tensor-core kernels (gemm_cm.glsl, fixed there): 8 subgroups of 32 over a 128 x 128 block */
+#define CM_WG 256
+#define CM_BM 128
+#define CM_BN 128
 
 /* ---- 4-bit weights ----------------------------------------------------------------------------- */
 
@@ -91,6 +95,17 @@ struct w4_push {
     uint32_t x_off, y_off, q_off, s_off, z_off, b_off, a_off;
 };
 
+/* GEMV shape: threads per column block (a power of two, at least the vendor's team size) grown
+ * while too few threads would run overall and each still reads at least 4 vectors of K. */
+static void gemv_shape(const struct vk_dev *d, size_t cols, size_t kvec, uint32_t *wg, uint32_t *kt)
+{
+    uint32_t k = d->tune.gemv_kt, wg_max = d->max_wg < 256 ? d->max_wg : 256;
+    while ((size_t)k * cols < d->tune.gemv_threads && 2 * k <= wg_max && kvec >= (size_t)8 * k)
+        k *= 2;
+    *kt = k;
+    *wg = k > d->tune.gemv_wg ? k : d->tune.gemv_wg;
+}
+
 static uint32_t rows_pow2(int M)
 {
     uint32_t r = 1;
@@ -111,16 +126,17 @@ int awq_vk_gemm_w4(void *dev, const struct awq_gemm_w4_args *a)
     uint32_t flags = (a->bias.buf ? 1u : 0u) | (a->act_scale.buf ? 2u : 0u);
 
     int gemv = a->M <= GEMV_MAX_M;
-    uint32_t bk = t->bk < G ? t->bk : (uint32_t)G;
+    uint32_t bk = t->bk < G ? t->bk : (uint32_t)G, gwg, gkt;
+    gemv_shape(d, nb, K / 4, &gwg, &gkt);
     /* row chunk: X and Y windows */
     size_t rm = vk_min(awq_vk_rows_fit(d, K * xes), awq_vk_rows_fit(d, N * yes));
     if (gemv)
         rm = vk_min(rm, GEMV_MAX_M);
     else
-        rm = vk_min(rm, (size_t)d->max_groups[1] * t->bm);
+        rm = vk_min(rm, (size_t)d->max_groups[1] * (d->coopmat ? CM_BM : t->bm));
     /* column-block chunk: the weight's three regions */
     size_t cb = vk_min(awq_vk_rows_fit(d, K * 4), vk_min(awq_vk_rows_fit(d, ng * 16), awq_vk_rows_fit(d, ng * 4)));
-    size_t per_group = gemv ? t->gemv_wg / t->gemv_kt : t->bn / 8;
+    size_t per_group = gemv ? gwg / gkt : (d->coopmat ? CM_BN : t->bn) / 8;
     cb = vk_min(cb, (size_t)d->max_groups[0] * per_group);
     if (rm == 0 || cb == 0)
         return awq_err_set(d->err, AWQ_ERR_UNSUPPORTED, "gemm_w4: a row of %zu or %zu bytes exceeds "
@@ -130,8 +146,13 @@ int awq_vk_gemm_w4(void *dev, const struct awq_gemm_w4_args *a)
     int n_spec, shader;
     if (gemv) {
         shader = VKS_GEMV_W4;
-        uint32_t s[] = { t->gemv_wg, t->gemv_kt, rows_pow2(a->M), (uint32_t)xf16, (uint32_t)yf16, (uint32_t)G };
+        uint32_t s[] = { gwg, gkt, rows_pow2(a->M), (uint32_t)xf16, (uint32_t)yf16, (uint32_t)G };
         n_spec = 6;
+        memcpy(spec, s, sizeof s);
+    } else if (d->coopmat) {
+        shader = VKS_GEMM_W4_CM;
+        uint32_t s[] = { CM_WG, (uint32_t)xf16, 0, (uint32_t)yf16, (uint32_t)G };
+        n_spec = 5;
         memcpy(spec, s, sizeof s);
     } else {
         shader = VKS_GEMM_W4;
@@ -140,6 +161,7 @@ int awq_vk_gemm_w4(void *dev, const struct awq_gemm_w4_args *a)
         n_spec = 10;
         memcpy(spec, s, sizeof s);
     }
+    uint32_t bm = d->coopmat ? CM_BM : t->bm, bn = d->coopmat ? CM_BN : t->bn;
     VK_TRY(awq_vk_op_begin(d));
     struct vk_arg args[7];
     struct w4_push pc;
@@ -168,14 +190,14 @@ int awq_vk_gemm_w4(void *dev, const struct awq_gemm_w4_args *a)
                 pc.a2 = (uint32_t)jc;
                 pc.a3 = (uint32_t)(8 * j0);
                 pc.a4 = (uint32_t)mc;
-                gx = (uint32_t)vk_div_up(jc, t->gemv_wg / t->gemv_kt);
+                gx = (uint32_t)vk_div_up(jc, gwg / gkt);
                 gy = 1;
             } else {
                 pc.a2 = (uint32_t)mc;
                 pc.a3 = (uint32_t)(8 * jc);
                 pc.a4 = (uint32_t)(8 * j0);
-                gx = (uint32_t)vk_div_up(8 * jc, t->bn);
-                gy = (uint32_t)vk_div_up(mc, t->bm);
+                gx = (uint32_t)vk_div_up(8 * jc, bn);
+                gy = (uint32_t)vk_div_up(mc, bm);
             }
             VK_TRY(awq_vk_dispatch(d, shader, spec, n_spec, args, 7, &pc, sizeof pc, gx, gy, 1));
         }
@@ -205,9 +227,11 @@ int awq_vk_gemm(void *dev, const struct awq_gemm_args *a)
              yf16 = a->y_type == AWQ_DTYPE_F16;
     uint32_t flags = a->bias.buf ? 1u : 0u;
     int gemv = a->M <= GEMV_MAX_M;
+    uint32_t gwg, gkt;
+    gemv_shape(d, N, K, &gwg, &gkt);
     size_t rm = vk_min(awq_vk_rows_fit(d, K * xes), awq_vk_rows_fit(d, N * yes));
-    rm = gemv ? vk_min(rm, GEMV_MAX_M) : vk_min(rm, (size_t)d->max_groups[1] * t->bm);
-    size_t per_group = gemv ? t->gemv_wg / t->gemv_kt : t->bn;
+    rm = gemv ? vk_min(rm, GEMV_MAX_M) : vk_min(rm, (size_t)d->max_groups[1] * (d->coopmat ? CM_BM : t->bm));
+    size_t per_group = gemv ? gwg / gkt : (d->coopmat ? CM_BN : t->bn);
     size_t nc_fit = vk_min(awq_vk_rows_fit(d, K * wes), (size_t)d->max_groups[0] * per_group);
     if (rm == 0 || nc_fit == 0)
         return awq_err_set(d->err, AWQ_ERR_UNSUPPORTED, "gemm: a row of %zu, %zu or %zu bytes exceeds "
@@ -233,9 +257,16 @@ int awq_vk_gemm(void *dev, const struct awq_gemm_args *a)
                 struct vk_arg ga[4] = { args[0], warg, yarg, args[3] };
                 struct fv_push pc = { (uint32_t)K, (uint32_t)N, (uint32_t)nc, (uint32_t)n0, (uint32_t)mc,
                                       flags, x_off, w_off, y_off, b_off };
-                uint32_t spec[] = { t->gemv_wg, t->gemv_kt, rows_pow2(a->M), xf16, wf16, yf16 };
+                uint32_t spec[] = { gwg, gkt, rows_pow2(a->M), xf16, wf16, yf16 };
                 VK_TRY(awq_vk_dispatch(d, VKS_GEMV_F, spec, 6, ga, 4, &pc, sizeof pc,
-                                       (uint32_t)vk_div_up(nc, t->gemv_wg / t->gemv_kt), 1, 1));
+                                       (uint32_t)vk_div_up(nc, gwg / gkt), 1, 1));
+            } else if (d->coopmat) {
+                struct vk_arg ga[4] = { args[0], yarg, warg, args[3] };
+                struct f_push pc = { (uint32_t)K, (uint32_t)N, (uint32_t)mc, (uint32_t)nc, (uint32_t)n0,
+                                     flags, x_off, y_off, w_off, b_off };
+                uint32_t spec[] = { CM_WG, xf16, wf16, yf16, 128 };
+                VK_TRY(awq_vk_dispatch(d, VKS_GEMM_F_CM, spec, 5, ga, 4, &pc, sizeof pc,
+                                       (uint32_t)vk_div_up(nc, CM_BN), (uint32_t)vk_div_up(mc, CM_BM), 1));
             } else {
                 struct vk_arg ga[4] = { args[0], yarg, warg, args[3] };
                 struct f_push pc = { (uint32_t)K, (uint32_t)N, (uint32_t)mc, (uint32_t)nc, (uint32_t)n0,

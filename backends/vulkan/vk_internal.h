@@ -91,6 +91,7 @@ struct vk_ifn {
     VK_INSTANCE_FUNCS(VK_DECLARE_PFN)
     PFN_vkCreateDebugUtilsMessengerEXT vkCreateDebugUtilsMessengerEXT;    /* validation only */
     PFN_vkDestroyDebugUtilsMessengerEXT vkDestroyDebugUtilsMessengerEXT;
+    PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV vkGetPhysicalDeviceCooperativeMatrixPropertiesNV;
 };
 struct vk_dfn {
     VK_DEVICE_FUNCS(VK_DECLARE_PFN)
@@ -169,12 +170,13 @@ struct vk_tune {
     uint32_t bm, bn, bk, tm, tn;   /* tiled GEMM: block, k step, per-thread register tile */
     uint32_t attn_bq, attn_bkv, attn_dc, attn_dv;  /* attention tiles */
     uint32_t attn_target_wgs;      /* split keys when fewer workgroups than this would run */
+    uint32_t gemv_threads;         /* GEMV: grow teams until about this many threads run */
 };
 
 enum vk_shader {
     VKS_GEMV_W4, VKS_GEMM_W4, VKS_GEMV_F, VKS_GEMM_F, VKS_ACT_STATS, VKS_RMSNORM, VKS_ROPE,
     VKS_ATTENTION, VKS_ATTN_COMBINE, VKS_ELTWISE, VKS_EMBED, VKS_CROSS_ENTROPY, VKS_PSEUDO_QUANT,
-    VKS_CLIP_SEARCH, VKS_SQ_ERR,
+    VKS_CLIP_SEARCH, VKS_SQ_ERR, VKS_GEMM_W4_CM, VKS_GEMM_F_CM,
     VKS_COUNT
 };
 
@@ -235,6 +237,7 @@ struct vk_dev {
     uint32_t shared_max;
     int fast, uma, coopmat;
     uint32_t loop_cap;             /* total loop iterations one invocation may run (0: no limit) */
+    uint32_t max_wg;               /* largest 1-D workgroup (power of two) */
     uint32_t subgroup;             /* subgroup size the fast variants assume as team granule */
     uint32_t mem_type_dev, mem_type_host;
     size_t max_alloc;

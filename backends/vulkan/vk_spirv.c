@@ -95,6 +95,18 @@ static _Alignas(4) const unsigned char sq_err_fast[] = {
 #include "../../shaders/sq_err.fast.spv.h"
 };
 
+static _Alignas(4) const unsigned char gemm_w4_cm_base[] = {
+#include "../../shaders/gemm_w4_cm.base.spv.h"
+};
+static _Alignas(4) const unsigned char gemm_w4_cm_fast[] = {
+#include "../../shaders/gemm_w4_cm.fast.spv.h"
+};
+static _Alignas(4) const unsigned char gemm_f_cm_base[] = {
+#include "../../shaders/gemm_f_cm.base.spv.h"
+};
+static _Alignas(4) const unsigned char gemm_f_cm_fast[] = {
+#include "../../shaders/gemm_f_cm.fast.spv.h"
+};
 #define S(id, name, n) \
     [id] = { #name, { (const uint32_t *)name##_base, (const uint32_t *)name##_fast }, \
              { sizeof name##_base, sizeof name##_fast }, n }
@@ -115,4 +127,6 @@ const struct vk_spirv awq_vk_spirv[VKS_COUNT] = {
     S(VKS_PSEUDO_QUANT, pseudo_quant, 3),
     S(VKS_CLIP_SEARCH, clip_search, 3),
     S(VKS_SQ_ERR, sq_err, 4),
+    S(VKS_GEMM_W4_CM, gemm_w4_cm, 7),
+    S(VKS_GEMM_F_CM, gemm_f_cm, 4),
 };

@@ -7,8 +7,10 @@ VK_COMP = \
 	shaders/gemv_w4.comp shaders/gemm_w4.comp shaders/gemv_f.comp shaders/gemm_f.comp \
 	shaders/act_stats.comp shaders/rmsnorm.comp shaders/rope.comp shaders/attention.comp \
 	shaders/attn_combine.comp shaders/eltwise.comp shaders/embed.comp shaders/cross_entropy.comp \
-	shaders/pseudo_quant.comp shaders/clip_search.comp shaders/sq_err.comp
-VK_GLSL_INC = backends/vulkan/shader_common.glsl backends/vulkan/gemm_tiled.glsl
+	shaders/pseudo_quant.comp shaders/clip_search.comp shaders/sq_err.comp \
+	shaders/gemm_w4_cm.comp shaders/gemm_f_cm.comp
+VK_GLSL_INC = backends/vulkan/shader_common.glsl backends/vulkan/gemm_tiled.glsl \
+	backends/vulkan/gemm_cm.glsl
 VK_SPV_H = \
 	shaders/gemv_w4.base.spv.h shaders/gemv_w4.fast.spv.h \
 	shaders/gemm_w4.base.spv.h shaders/gemm_w4.fast.spv.h \
@@ -24,7 +26,9 @@ VK_SPV_H = \
 	shaders/cross_entropy.base.spv.h shaders/cross_entropy.fast.spv.h \
 	shaders/pseudo_quant.base.spv.h shaders/pseudo_quant.fast.spv.h \
 	shaders/clip_search.base.spv.h shaders/clip_search.fast.spv.h \
-	shaders/sq_err.base.spv.h shaders/sq_err.fast.spv.h
+	shaders/sq_err.base.spv.h shaders/sq_err.fast.spv.h \
+	shaders/gemm_w4_cm.base.spv.h shaders/gemm_w4_cm.fast.spv.h \
+	shaders/gemm_f_cm.base.spv.h shaders/gemm_f_cm.fast.spv.h
 
 EXTRA_DIST += $(VK_COMP) $(VK_GLSL_INC) backends/vulkan/gen-spirv.sh $(VK_SPV_H) shaders/spirv.stamp
 MAINTAINERCLEANFILES = $(VK_SPV_H) $(VK_SPV_H:.h=) shaders/spirv.stamp
