@@ -99,7 +99,10 @@ START_TEST(test_config)
                      AWQ_ERR_BAD_CONFIG);
     ck_assert_ptr_nonnull(strstr(e.msg, "hidden_size"));
     ck_assert_int_eq(parse("{" BASE ", \"hidden_size\": 32}", &c, &e), AWQ_ERR_BAD_JSON);   /* a key twice */
-    ck_assert_int_eq(parse("{" BASE ", \"vocab_size\": \"many\"}", &c, &e), AWQ_ERR_BAD_CONFIG);
+    ck_assert_int_eq(parse("{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 64, \"intermediate_size\": 8, "
+                           "\"num_hidden_layers\": 1, \"num_attention_heads\": 1, \"vocab_size\": \"many\"}", &c, &e),
+                     AWQ_ERR_BAD_CONFIG);
+    ck_assert_ptr_nonnull(strstr(e.msg, "vocab_size"));
     ck_assert_int_eq(parse("{" BASE ",}", &c, &e), AWQ_ERR_BAD_JSON);
     ck_assert_int_eq(parse("[1, 2]", &c, &e), AWQ_ERR_BAD_CONFIG);
     ck_assert_int_eq(parse("{" BASE ", \"quantization_config\": {\"quant_method\": \"gptq\"}}", &c, &e), AWQ_ERR_UNSUPPORTED);
