@@ -333,6 +333,8 @@ static int ocl_open(void *state, int index, const awq_context_options *opt, stru
             d->desc.name, d->desc.platform_name, d->desc.driver, d->p.row,
             d->cache_dir[0] ? d->cache_dir : "disabled");
     st = ocl_programs_init(d);
+    if (st == 0)
+        st = ocl_mma_init(d);
     if (st < 0)
         goto fail;
     *out = d;

@@ -21,6 +21,10 @@
  *  - att_wgs: attention splits the keys of a long KV cache over several work-groups (then
  *    combines them) while fewer than this many work-groups would run; 0 = twice the compute
  *    units.
+ *  - mma: the large-M products run on tensor cores (mma.sync TF32 through inline PTX,
+ *    shaders/gemm_mma.cl) on NVIDIA; the kernels are checked against the fp32 ones at open and
+ *    dropped (logged) if they fail to build or disagree. mma=1 on another device emulates the
+ *    instruction, which only serves the tests.
  *
  * The NVIDIA row targets the H100 (sm_90); AMD and Intel rows are estimates from the vendors'
  * optimisation guides, not measurements. Whatever the row, it is fitted to the device's limits
@@ -39,13 +43,13 @@
 #include "ocl_internal.h"
 
 static const struct ocl_params table[] = {
-    /* row      pack ks unr maxm  xs    bm   bn  tm tn  gvts nr  red  stc sts csn cst att att_wgs */
-    { "nvidia",  32, 8, 4, 32,  4096,  128, 128, 8, 8,  32,  8, 256, 32, 8, 32, 8, 128, 0 },
-    { "amd",     64, 4, 4, 32,  4096,  128, 128, 8, 8,  64,  4, 256, 64, 4, 64, 4, 256, 0 },
-    { "intel",   32, 8, 2, 32,  4096,   64,  64, 4, 4,  32,  8, 256, 32, 8, 32, 8, 128, 0 },
-    { "default", 32, 8, 2, 32,  4096,   64,  64, 4, 4,  32,  8, 256, 32, 8, 32, 8, 128, 0 },
-    { "cpu",     32, 4, 2, 32,  4096,   64,  64, 4, 4,  32,  4, 128, 32, 4, 32, 4,  64, 0 },
-    { "small",   16, 4, 2, 16,  1024,   32,  32, 4, 4,  16,  4,  64, 16, 4, 16, 4,  64, 0 },
+    /* row      pack ks unr maxm  xs    bm   bn  tm tn  gvts nr  red  stc sts csn cst att wgs mma */
+    { "nvidia",  32, 8, 4, 32,  4096,  128, 128, 8, 8,  32,  8, 256, 32, 8, 32, 8, 128, 0, 1 },
+    { "amd",     64, 4, 4, 32,  4096,  128, 128, 8, 8,  64,  4, 256, 64, 4, 64, 4, 256, 0, 0 },
+    { "intel",   32, 8, 2, 32,  4096,   64,  64, 4, 4,  32,  8, 256, 32, 8, 32, 8, 128, 0, 0 },
+    { "default", 32, 8, 2, 32,  4096,   64,  64, 4, 4,  32,  8, 256, 32, 8, 32, 8, 128, 0, 0 },
+    { "cpu",     32, 4, 2, 32,  4096,   64,  64, 4, 4,  32,  4, 128, 32, 4, 32, 4,  64, 0, 0 },
+    { "small",   16, 4, 2, 16,  1024,   32,  32, 4, 4,  16,  4,  64, 16, 4, 16, 4,  64, 0, 0 },
 };
 
 enum { ROW_NVIDIA, ROW_AMD, ROW_INTEL, ROW_DEFAULT, ROW_CPU, ROW_SMALL, N_ROWS };
@@ -95,8 +99,8 @@ static const char *invalid(const struct ocl_params *p)
     if (!pow2(p->gv_ts) || p->gv_nr <= 0 || !pow2(p->red_wg))
         return "gv_ts and red_wg must be powers of two, gv_nr positive";
     if (p->st_c <= 0 || p->st_s <= 0 || p->cs_n <= 0 || p->cs_t <= 0 || p->att_wg <= 0 ||
-        p->att_wgs < 0)
-        return "st_c, st_s, cs_n, cs_t, att_wg must be positive, att_wgs >= 0";
+        p->att_wgs < 0 || p->mma < 0 || p->mma > 1)
+        return "st_c, st_s, cs_n, cs_t, att_wg must be positive, att_wgs >= 0, mma 0 or 1";
     return NULL;
 }
 
@@ -110,7 +114,7 @@ static int apply_overrides(struct ocl_params *p, const char *spec, char *why, si
 #define F(x) { #x, offsetof(struct ocl_params, x) }
         F(pack_n), F(gemv_ks), F(gemv_unroll), F(gemv_max_m), F(gemv_xs), F(bm), F(bn), F(tm),
         F(tn), F(gv_ts), F(gv_nr), F(red_wg), F(st_c), F(st_s), F(cs_n), F(cs_t), F(att_wg),
-        F(att_wgs),
+        F(att_wgs), F(mma),
 #undef F
     };
     char buf[512];
