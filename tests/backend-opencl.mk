@@ -20,6 +20,12 @@ tests_test_opencl_noplatform_SOURCES = tests/test_opencl_noplatform.c $(TESTUTIL
 tests_test_opencl_noplatform_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_test_opencl_noplatform_LDADD = $(TEST_LDADD)
 
+# a timing diagnostic for GPU runs (built, not run, by make check)
+check_PROGRAMS += tests/test_opencl_timing
+tests_test_opencl_timing_SOURCES = tests/test_opencl_timing.c
+tests_test_opencl_timing_CPPFLAGS = $(TEST_CPPFLAGS) -I$(top_srcdir) $(OPENCL_CFLAGS)
+tests_test_opencl_timing_LDADD = $(TEST_LDADD)
+
 # runs tests/parity_opencl once per row of the kernel parameter table
 tests_test_opencl_rows_SOURCES = tests/test_opencl_rows.c
 tests_test_opencl_rows_CPPFLAGS = $(TEST_CPPFLAGS)

@@ -151,6 +151,11 @@ int main(void)
         awq_context_destroy(ctx);
         return 77;
     }
+    {
+        const struct ocl_dev *d = dev->impl;
+        printf("device: %s (%s, driver %s); parameter row %s; tensor-core kernels: %s\n",
+               d->desc.name, d->desc.platform_name, d->desc.driver, d->p.row, d->mma_status);
+    }
     Suite *s = suite_create("opencl-errors");
     TCase *tc = tcase_create("errors");
     tcase_set_timeout(tc, 600);

@@ -3,6 +3,7 @@
  * shaders/gemm.cl. */
 #include "config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -355,6 +356,7 @@ static void mma_release(struct ocl_dev *d)
 
 int ocl_mma_init(struct ocl_dev *d)
 {
+    snprintf(d->mma_status, sizeof d->mma_status, "off for parameter row '%s'", d->p.row);
     if (!d->p.mma)
         return 0;
     /* Real instructions on NVIDIA, where a failure only costs the fast path; the emulation
@@ -384,10 +386,12 @@ int ocl_mma_init(struct ocl_dev *d)
         mma_release(d);
         if (emulate)
             return st;
-        ocl_log(d, AWQ_LOG_INFO, "tensor-core kernels disabled, using fp32 tiles: %s", quiet.msg);
+        snprintf(d->mma_status, sizeof d->mma_status, "disabled: %.480s", quiet.msg);
+        ocl_log(d, AWQ_LOG_INFO, "tensor-core kernels %s; using fp32 tiles", d->mma_status);
         return 0;
     }
-    ocl_log(d, AWQ_LOG_DEBUG, "tensor-core kernels %s, self-test nmse %.3g",
-            emulate ? "emulated" : "enabled", err);
+    snprintf(d->mma_status, sizeof d->mma_status, "%s, self-test nmse %.3g",
+             emulate ? "emulated" : "enabled", err);
+    ocl_log(d, AWQ_LOG_DEBUG, "tensor-core kernels %s", d->mma_status);
     return 0;
 }

@@ -99,6 +99,7 @@ struct ocl_dev {
     int n_att;
     cl_program mma_prog;      /* tensor-core kernels, NULL when unused or unusable */
     cl_kernel k_mma_w4, k_mma_f;
+    char mma_status[512];     /* why the tensor-core kernels are used or not (diagnostics) */
     cl_mem dummy;             /* bound to absent optional tensors */
     cl_mem sq_part;           /* OCL_SQ_PARTS accumulators for sq_err */
     cl_mem att_part;          /* partial results of split attention (grown on demand) */
