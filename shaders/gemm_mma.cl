@@ -28,8 +28,8 @@ float tf32(float v)
 /* D = A (16x8, row) * B (8x8, col) + C: lane l holds a0..a3 = A[g][t], A[g+8][t], A[g][t+4],
  * A[g+8][t+4], b0, b1 = B[t][g], B[t+4][g], c0..c3 = C[g][2t], C[g][2t+1], C[g+8][2t],
  * C[g+8][2t+1], with g = l / 4, t = l % 4 (PTX ISA, "Matrix Fragments for mma.m16n8k8"). */
-float4 mma_tf32(float4 c, float a0, float a1, float a2, float a3, float b0, float b1,
-                local float *scratch)
+AWQ_INLINE float4 mma_tf32(float4 c, float a0, float a1, float a2, float a3, float b0, float b1,
+                           local float *scratch)
 {
     float d0, d1, d2, d3;
     __asm__("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
@@ -187,7 +187,9 @@ kernel __attribute__((reqd_work_group_size(MWG, 1, 1))) void gemm_w4_mma(
     ulong bo, int has_bias, global uchar *y, ulong yo, int y_f16, int M, int K, int N, int Npad,
     int G)
 {
-    local float As[MBM * MLD], Bs[MBN * MLD];
+    /* float4 arrays: 16-byte aligned, so the staging stores can be vector stores */
+    local float4 As4[MBM * MLD / 4], Bs4[MBN * MLD / 4];
+    local float *As = (local float *)As4, *Bs = (local float *)Bs4;
 #ifdef AWQ_MMA_EMULATE
     local float scratch[MWG * 6];
 #else
@@ -244,7 +246,9 @@ kernel __attribute__((reqd_work_group_size(MWG, 1, 1))) void gemm_f_mma(
     global const float *bias, ulong bo, int has_bias, global uchar *y, ulong yo, int y_f16, int M,
     int N, int K)
 {
-    local float As[MBM * MLD], Bs[MBN * MLD];
+    /* float4 arrays: 16-byte aligned, so the staging stores can be vector stores */
+    local float4 As4[MBM * MLD / 4], Bs4[MBN * MLD / 4];
+    local float *As = (local float *)As4, *Bs = (local float *)Bs4;
 #ifdef AWQ_MMA_EMULATE
     local float scratch[MWG * 6];
 #else
