@@ -205,10 +205,156 @@ typedef struct awq_gemm_w4_params {
 AWQ_API int awq_gemm_w4(awq_device *dev, const awq_qweight *w, const awq_gemm_w4_params *p);
 
 /* ---- tokenizer (src/tokenizer) -------------------------------------------------------------- */
+/*
+ * Hugging Face tokenizer.json BPE tokenizers (SentencePiece-style with byte fallback, and byte-level
+ * GPT-2 style), giving the ids of the `tokenizers` library. Results are allocated by the library and
+ * released with awq_free(), so they cross a DLL boundary safely. Text is bytes: any input encodes
+ * (bytes that are not UTF-8 become byte tokens), and decoding returns exact bytes — a lone token can
+ * end inside a UTF-8 character. For streaming output, decode the whole sequence and print what was
+ * added: a token's text may depend on its neighbours (the leading space of the first word).
+ */
+typedef struct awq_tokenizer awq_tokenizer;
+
+/**
+ * Loads `path`: a model directory (tokenizer.json, plus tokenizer_config.json when present), which
+ * gives the ids of transformers' AutoTokenizer, or a tokenizer.json file read alone, which gives
+ * those of the tokenizers library. (They differ only where transformers rebuilds a class itself:
+ * Llama's SentencePiece tokenizers, for text starting with a space or following a special token.)
+ * On failure *out is NULL and awq_context_last_error(ctx) says why (AWQ_ERR_NOT_FOUND,
+ * AWQ_ERR_BAD_JSON, AWQ_ERR_BAD_TOKENIZER, AWQ_ERR_UNSUPPORTED, naming the field). The tokenizer
+ * does not keep `ctx`.
+ */
+AWQ_API int awq_tokenizer_load(awq_context *ctx, const char *path, awq_tokenizer **out);
+AWQ_API void awq_tokenizer_destroy(awq_tokenizer *tok);
+/** Detail of the last failure of a call on this tokenizer (never NULL; "" when none). */
+AWQ_API const char *awq_tokenizer_last_error(const awq_tokenizer *tok);
+
+/**
+ * Encodes `len` bytes of `text`. add_special: add BOS/EOS as the model's post-processor and
+ * tokenizer_config.json say (the `add_special_tokens=True` of transformers). On success *ids is a
+ * new array of *n_ids ids (never NULL, even when empty): release it with awq_free().
+ */
+AWQ_API int awq_tokenize(awq_tokenizer *tok, const char *text, size_t len, int add_special, int32_t **ids,
+                         size_t *n_ids);
+/**
+ * Decodes ids to text: *text is a new NUL-terminated string of *len bytes (not counting the NUL),
+ * released with awq_free(). skip_special drops special tokens (<s>, <|begin_of_text|>...).
+ * An id outside the vocabulary is AWQ_ERR_BAD_INPUT.
+ */
+AWQ_API int awq_detokenize(awq_tokenizer *tok, const int32_t *ids, size_t n_ids, int skip_special,
+                           char **text, size_t *len);
+/** Number of ids (model vocabulary and added tokens); embeddings may have more rows. */
+AWQ_API int awq_tokenizer_vocab_size(const awq_tokenizer *tok);
+/** Id of the BOS / EOS token, or -1 when the tokenizer has none. */
+AWQ_API int awq_tokenizer_bos(const awq_tokenizer *tok);
+AWQ_API int awq_tokenizer_eos(const awq_tokenizer *tok);
+/** Frees memory returned by libawq (token arrays, text); NULL is a no-op. */
+AWQ_API void awq_free(void *p);
 
 /* ---- models, forward pass and perplexity (src/model) ------------------------------------------- */
 
+typedef struct awq_model awq_model;
+
+typedef struct awq_model_options {
+    size_t struct_size;      /* sizeof(awq_model_options) */
+    int dequantize;          /* run 4-bit layers as dequantized fp32 matrices (the reference path) */
+    int f16_weights;         /* keep unquantized weights in fp16 on the device (half the memory) */
+    int max_context;         /* KV cache length for generation; 0 = min(max_position_embeddings, 4096) */
+} awq_model_options;
+
+AWQ_API void awq_model_options_init(awq_model_options *opt);
+/**
+ * Loads a Hugging Face Llama-family model directory (unquantized fp32/fp16/bf16, or an AWQ GEMM
+ * checkpoint from libawq or AutoAWQ) onto `dev`, with its tokenizer. On failure, the detail is in
+ * awq_device_last_error(dev).
+ */
+AWQ_API int awq_model_load(awq_device *dev, const char *dir, const awq_model_options *opt, awq_model **out);
+AWQ_API void awq_model_destroy(awq_model *m);
+AWQ_API const char *awq_model_last_error(const awq_model *m);
+
+typedef struct awq_perplexity {
+    double ppl;              /* exp(mean negative log-likelihood) */
+    double mean_nll;
+    size_t n_tokens;         /* tokens in the text (BOS included) */
+    size_t n_scored;         /* predictions scored */
+    int n_windows;
+} awq_perplexity;
+
+/**
+ * Perplexity over a text file: each non-empty line is tokenized with BOS, all ids are concatenated
+ * and cut into consecutive windows of `window` tokens (the remainder is dropped); each window is
+ * scored independently on tokens 2..window.
+ */
+AWQ_API int awq_model_perplexity(awq_model *m, const char *text_path, int window, awq_perplexity *out);
+
+/** Called with each generated piece of text; return nonzero to stop. */
+typedef int (*awq_token_fn)(void *user, int token, const char *piece);
+
+typedef struct awq_generate_options {
+    size_t struct_size;      /* sizeof(awq_generate_options) */
+    int max_new_tokens;      /* default 128 */
+    float temperature;       /* 0 = greedy (default) */
+    float top_p;             /* nucleus sampling mass, default 1 */
+    uint64_t seed;
+    int stop_at_eos;         /* default 1 */
+    awq_token_fn on_token;   /* optional streaming callback */
+    void *user;
+} awq_generate_options;
+
+AWQ_API void awq_generate_options_init(awq_generate_options *opt);
+/** Generates from `prompt` (BOS added); *text (free with awq_free) holds prompt + continuation. */
+AWQ_API int awq_model_generate(awq_model *m, const char *prompt, const awq_generate_options *opt, char **text);
+
 /* ---- quantization pipeline (src/quant) --------------------------------------------------------- */
+
+typedef enum awq_method {
+    AWQ_METHOD_AWQ = 0,      /* activation-aware scale search + clip search (the default) */
+    AWQ_METHOD_RTN = 1       /* plain round-to-nearest with the same grouping: the baseline */
+} awq_method;
+
+typedef enum awq_calib_format {
+    AWQ_CALIB_FORMAT_AUTO = 0,   /* token ids if the file holds only digits and whitespace, else text */
+    AWQ_CALIB_FORMAT_TEXT = 1,   /* documents separated by blank lines, or one per line */
+    AWQ_CALIB_FORMAT_IDS = 2     /* one document per line of whitespace-separated token ids */
+} awq_calib_format;
+
+typedef struct awq_quantize_options {
+    size_t struct_size;          /* sizeof(awq_quantize_options) */
+    awq_method method;
+    int group_size;              /* 32, 64 or 128 (default 128) */
+    const char *calib_path;      /* calibration file (required for AWQ) */
+    awq_calib_format calib_format;
+    int n_samples;               /* documents used (default 128) */
+    int seqlen;                  /* tokens per calibration block (default 512) */
+    int n_grid;                  /* scale search grid points (default 20) */
+    double alpha;                /* fixed ratio in [0, 1] instead of the search; < 0 = search (default) */
+    int duo_scaling;             /* AutoAWQ's weight-aware scales (default 0) */
+    int clip;                    /* clip search (default 1) */
+    int clip_tokens;             /* calibration tokens sampled for the clip search (default 512) */
+    uint64_t shard_bytes;        /* start a new safetensors shard above this size (default 5e9) */
+    int keep_dtype;              /* store unquantized tensors in their source dtype instead of fp16 */
+} awq_quantize_options;
+
+AWQ_API void awq_quantize_options_init(awq_quantize_options *opt);
+
+typedef struct awq_quantize_report awq_quantize_report;
+
+/**
+ * Quantizes the Hugging Face model in `model_dir` on `dev` and writes an AutoAWQ GEMM checkpoint to
+ * `out_dir` (atomically: an interrupted or failed run leaves an existing `out_dir` untouched).
+ * Progress, log and cancellation go through the context's callbacks. `report` (optional; destroy
+ * with awq_quantize_report_destroy) describes what the search chose. Detail of a failure:
+ * awq_device_last_error(dev).
+ */
+AWQ_API int awq_quantize(awq_device *dev, const char *model_dir, const char *out_dir,
+                         const awq_quantize_options *opt, awq_quantize_report **report);
+/** The report as JSON text (owned by the report). */
+AWQ_API const char *awq_quantize_report_json(const awq_quantize_report *r);
+AWQ_API void awq_quantize_report_destroy(awq_quantize_report *r);
+
+/** Device memory held by buffers and weights of `dev`, now and at its peak, in bytes. */
+AWQ_API int awq_device_memory(const awq_device *dev, uint64_t *in_use, uint64_t *peak);
+AWQ_API void awq_device_reset_peak(awq_device *dev);
 
 #ifdef __cplusplus
 }

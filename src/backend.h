@@ -35,6 +35,7 @@ struct awq_device {
     void *impl;
     struct awq_device_info info;
     struct awq_errbuf err;
+    uint64_t mem_in_use, mem_peak;  /* bytes of buffers (4-bit weights: their packed size) */
 };
 
 struct awq_buffer {
@@ -47,6 +48,7 @@ struct awq_qweight {
     struct awq_device *dev;
     void *impl;                   /* backend handle from w4_create */
     int K, N, group_size;
+    size_t bytes;                 /* packed size, for memory accounting */
 };
 
 /* A tensor argument: buffer + byte offset. `buf == NULL` marks an absent optional tensor. */

@@ -125,8 +125,8 @@ static void expect_close(const char *what, const struct pair *p, size_t n, awq_d
 
 #define RUN(op, ...)                                                                             \
     for (int side = 0; side < 2; side++) {                                                      \
-        struct awq_##op##_args a = { __VA_ARGS__ };                                             \
-        int st_ = awq_op_##op(devs(side), &a);                                                  \
+        struct awq_##op##_args run_args_ = { __VA_ARGS__ };                                     \
+        int st_ = awq_op_##op(devs(side), &run_args_);                                          \
         ck_assert_msg(st_ == 0, #op " on %s failed (%d): %s", side ? PARITY_BACKEND : "cpu", st_, \
                       awq_device_last_error(devs(side)));                                      \
     }

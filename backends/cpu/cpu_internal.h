@@ -13,14 +13,13 @@ struct cpu_dev {
     struct awq_errbuf *err;
 };
 
-/* A 4-bit weight repacked for the CPU kernels: for every input channel k, N/8 words whose nibble i
- * is the code of column 8j + i (natural order), plus per group and column the fp32 scale and
- * scale * zero, so that w = q * scale - scale_zero. */
+/* A 4-bit weight repacked for the CPU kernels (layout in cpu_gemm.c), N padded to Np, a multiple
+ * of 64; per group and column the fp32 scale and scale * zero, so that w = q * scale - scale_zero. */
 struct cpu_w4 {
-    int K, N, G;
-    uint32_t *q;          /* [K, N/8] */
-    float *scale;         /* [K/G, N] */
-    float *scale_zero;    /* [K/G, N] */
+    int K, N, Np, G;
+    uint32_t *q;          /* [Np/64, K, 8] */
+    float *scale;         /* [K/G, Np] */
+    float *scale_zero;    /* [K/G, Np] */
 };
 
 /* Host pointer of a tensor reference (NULL when absent). */

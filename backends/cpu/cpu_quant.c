@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cpu_internal.h"
+#include "cpu_simd.h"
 #include "quant/q4.h"
 
 /* ---- act_stats: tasks own disjoint channel ranges, so accumulation needs no locks ------------ */
@@ -87,6 +88,24 @@ int cpu_pseudo_quant(void *dev, const struct awq_pseudo_quant_args *a)
 
 /* ---- clip_search: one task per output channel ----------------------------------------------- */
 
+/* err[s] += Σ_t (x_t · d_s)² for the n_shrink difference vectors d_s of one group (G % 8 == 0). */
+CPU_MULTIVERSION
+static void clip_errors(const float *x, size_t ldx, int T, const float *d, int G, int n_shrink, double *err)
+{
+    int nc = G / 8;
+    for (int t = 0; t < T; t++) {
+        const float *xt = x + (size_t)t * ldx;
+        for (int s = 0; s < n_shrink; s++) {
+            const float *ds = d + (size_t)s * G;
+            v8f acc = v8f_splat(0);
+            for (int c = 0; c < nc; c++)
+                acc += v8f_load(xt + 8 * c) * v8f_load(ds + 8 * c);
+            float p = hsum(acc);
+            err[s] += (double)p * p;
+        }
+    }
+}
+
 static void clip_task(void *arg, size_t n)
 {
     const struct awq_clip_search_args *a = arg;
@@ -94,39 +113,37 @@ static void clip_task(void *arg, size_t n)
     const float *w = (const float *)cpu_ptr(a->w) + n * (size_t)a->K;
     const float *x = cpu_ptr(a->x);
     float *err = cpu_ptr(a->err);
-    float *dw = malloc((size_t)G * sizeof(float));
-    if (!dw)
-        return;
+    float *d = malloc((size_t)a->n_shrink * G * sizeof(float));
+    double *e = malloc((size_t)a->n_shrink * sizeof(double));
+    if (!d || !e)
+        goto out;
     for (int g = 0; g < ng; g++) {
         const float *wg = w + (size_t)g * G;
         float amax = 0;
         for (int i = 0; i < G; i++)
             amax = fabsf(wg[i]) > amax ? fabsf(wg[i]) : amax;
         for (int s = 0; s < a->n_shrink; s++) {
-            float m = amax * a->shrink[s];
+            float m = amax * a->shrink[s], *ds = d + (size_t)s * G;
             /* clamp, then quantize the clamped group (min/max of the clamped values) */
             float mn = INFINITY, mx = -INFINITY;
             for (int i = 0; i < G; i++) {
                 float c = wg[i] < -m ? -m : (wg[i] > m ? m : wg[i]);
-                dw[i] = c;
+                ds[i] = c;
                 mn = c < mn ? c : mn;
                 mx = c > mx ? c : mx;
             }
             float scale = awq_q4_scale(mn, mx), zero = awq_q4_zero(mn, scale);
             for (int i = 0; i < G; i++)
-                dw[i] = (awq_q4_code(dw[i], scale, zero) - zero) * scale - wg[i];
-            double e = 0;
-            for (int t = 0; t < a->T; t++) {
-                const float *xt = x + (size_t)t * a->K + (size_t)g * G;
-                float p = 0;
-                for (int i = 0; i < G; i++)
-                    p += xt[i] * dw[i];
-                e += (double)p * p;
-            }
-            err[((size_t)s * a->N + n) * ng + g] = (float)e;
+                ds[i] = (awq_q4_code(ds[i], scale, zero) - zero) * scale - wg[i];
+            e[s] = 0;
         }
+        clip_errors(x + (size_t)g * G, (size_t)a->K, a->T, d, G, a->n_shrink, e);
+        for (int s = 0; s < a->n_shrink; s++)
+            err[((size_t)s * a->N + n) * ng + g] = (float)e[s];
     }
-    free(dw);
+out:
+    free(d);
+    free(e);
 }
 
 int cpu_clip_search(void *dev, const struct awq_clip_search_args *a)

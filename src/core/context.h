@@ -31,6 +31,9 @@ int awq_cancelled(const struct awq_context *ctx);
 
 /* Probes backend slot i once; returns its status (0 or negative, detail in the slot's `why`). */
 int awq_backend_probe(struct awq_context *ctx, int i);
+/* Adds delta bytes to the device's memory accounting (peak tracked). */
+void awq_device_account(struct awq_device *dev, int64_t delta);
+
 /* Slot index of a backend name, or -1. */
 int awq_backend_find(const struct awq_context *ctx, const char *name);
 

@@ -141,6 +141,30 @@ AWQ_API int awq_device_synchronize(awq_device *dev)
     return dev->ops->synchronize(dev->impl);
 }
 
+void awq_device_account(struct awq_device *dev, int64_t delta)
+{
+    dev->mem_in_use = (uint64_t)((int64_t)dev->mem_in_use + delta);
+    if (dev->mem_in_use > dev->mem_peak)
+        dev->mem_peak = dev->mem_in_use;
+}
+
+AWQ_API int awq_device_memory(const awq_device *dev, uint64_t *in_use, uint64_t *peak)
+{
+    if (!dev)
+        return AWQ_ERR_INVALID_ARGUMENT;
+    if (in_use)
+        *in_use = dev->mem_in_use;
+    if (peak)
+        *peak = dev->mem_peak;
+    return 0;
+}
+
+AWQ_API void awq_device_reset_peak(awq_device *dev)
+{
+    if (dev)
+        dev->mem_peak = dev->mem_in_use;
+}
+
 /* ---- buffers -------------------------------------------------------------------------------- */
 
 AWQ_API int awq_buffer_create(awq_device *dev, size_t bytes, awq_buffer **out)
@@ -160,6 +184,7 @@ AWQ_API int awq_buffer_create(awq_device *dev, size_t bytes, awq_buffer **out)
     }
     b->dev = dev;
     b->size = bytes;
+    awq_device_account(dev, (int64_t)bytes);
     *out = b;
     return AWQ_OK;
 }
@@ -168,6 +193,7 @@ AWQ_API void awq_buffer_destroy(awq_buffer *buf)
 {
     if (!buf)
         return;
+    awq_device_account(buf->dev, -(int64_t)buf->size);
     buf->dev->ops->buf_free(buf->dev->impl, buf->impl);
     free(buf);
 }

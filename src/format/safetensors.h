@@ -18,6 +18,8 @@
 #include "util/error.h"
 
 #define AWQ_ST_MAX_DIMS 8
+/* Largest accepted JSON header (bytes), as in the reference implementation. */
+#define AWQ_ST_MAX_HEADER 100000000ULL
 
 struct awq_st_tensor {
     const char *name;
@@ -35,14 +37,28 @@ struct awq_safetensors;
 /* `path`: a .safetensors file, a model.safetensors.index.json, or a directory holding
  * model.safetensors or model.safetensors.index.json. */
 int awq_safetensors_open(const char *path, struct awq_safetensors **out, struct awq_errbuf *err);
+/* Parses one safetensors image already in memory (`label` names it in messages). The buffer is
+ * not copied: it must stay valid and unchanged until close. Same checks as a file; used by the
+ * fuzz harness and by tests. */
+int awq_safetensors_open_buffer(const void *data, size_t size, const char *label,
+                                struct awq_safetensors **out, struct awq_errbuf *err);
 void awq_safetensors_close(struct awq_safetensors *st);
 size_t awq_safetensors_count(const struct awq_safetensors *st);
 const struct awq_st_tensor *awq_safetensors_at(const struct awq_safetensors *st, size_t i);
 const struct awq_st_tensor *awq_safetensors_find(const struct awq_safetensors *st, const char *name);
 /* A string value of the first file's __metadata__, or NULL. */
 const char *awq_safetensors_meta(const struct awq_safetensors *st, const char *key);
+/* All __metadata__ entries, in file order (first file first; a key seen again in a later shard
+ * keeps its first value). */
+size_t awq_safetensors_meta_count(const struct awq_safetensors *st);
+void awq_safetensors_meta_at(const struct awq_safetensors *st, size_t i, const char **key,
+                             const char **value);
 size_t awq_safetensors_shards(const struct awq_safetensors *st);
 const char *awq_safetensors_shard_path(const struct awq_safetensors *st, size_t i);
+/* Size in bytes of shard i (the whole file). */
+size_t awq_safetensors_shard_size(const struct awq_safetensors *st, size_t i);
+/* Path of the model.safetensors.index.json it was opened through, or NULL for a single file. */
+const char *awq_safetensors_index_path(const struct awq_safetensors *st);
 
 /* Converts a F32/F16/BF16 (also F64) tensor to `numel` fp32 values; AWQ_ERR_BAD_DTYPE otherwise. */
 int awq_st_tensor_to_f32(const struct awq_st_tensor *t, float *dst, struct awq_errbuf *err);

@@ -12,7 +12,10 @@
 struct awq_tok;
 
 /* Loads <dir>/tokenizer.json and, when present, <dir>/tokenizer_config.json (add_bos_token,
- * add_eos_token, bos/eos token names). `path` may also name tokenizer.json itself.
+ * add_eos_token, bos/eos token names, extra special tokens, and for tokenizer_class
+ * LlamaTokenizer(Fast) the pipeline transformers 5 rebuilds from legacy / add_prefix_space): a
+ * directory gives the ids of transformers' AutoTokenizer. `path` may also name a tokenizer.json
+ * file, read alone: the ids of the tokenizers library's Tokenizer.from_file.
  * Errors: AWQ_ERR_NOT_FOUND, AWQ_ERR_BAD_JSON, AWQ_ERR_BAD_TOKENIZER (unknown model type, missing
  * or inconsistent vocab/merges), AWQ_ERR_UNSUPPORTED (a normalizer/pre-tokenizer not handled). */
 int awq_tok_load(const char *path, struct awq_tok **out, struct awq_errbuf *err);

@@ -1,0 +1,282 @@
+/* Matrix products: 4-bit weights (repacked at upload), gemm_w4 and the unquantized gemm.
+ *
+ * Small M (up to 8 rows, decode) runs a GEMV kernel that streams the weights once; larger M runs
+ * the tiled shared-memory kernel. Both split their work into chunks whose tensor windows fit one
+ * storage-buffer binding: rows of X and Y, 8-column blocks of the weight. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "quant/q4.h"
+#include "vk_internal.h"
+
+#define GEMV_MAX_M 8
+/* tensor-core kernels (gemm_cm.glsl, fixed there): 8 subgroups of 32 over a 128 x 128 block */
+#define CM_WG 256
+#define CM_BM 128
+#define CM_BN 128
+
+/* ---- 4-bit weights ----------------------------------------------------------------------------- */
+
+/* AutoAWQ word (nibble i = column order[i]) to natural order (nibble c = column c). */
+static uint32_t natural(uint32_t src)
+{
+    uint32_t dst = 0;
+    for (int i = 0; i < 8; i++)
+        dst |= ((src >> (4 * i)) & 15u) << (4 * AWQ_PACK_ORDER[i]);
+    return dst;
+}
+
+int awq_vk_w4_create(void *dev, const struct awq_w4_host *s, void **out)
+{
+    struct vk_dev *d = dev;
+    *out = NULL;
+    size_t K = (size_t)s->K, N = (size_t)s->N, G = (size_t)s->group_size;
+    size_t nb = N / 8, ng = K / G;
+    struct vk_w4 *w = calloc(1, sizeof *w);
+    if (!w)
+        return awq_err_set(d->err, AWQ_ERR_OUT_OF_MEMORY, "out of host memory");
+    w->K = s->K;
+    w->N = s->N;
+    w->G = s->group_size;
+    w->q_off = 0;
+    w->s_off = (nb * K * 4 + 255) & ~(size_t)255;
+    w->z_off = (w->s_off + nb * ng * 16 + 255) & ~(size_t)255;
+    size_t total = w->z_off + nb * ng * 4;
+    unsigned char *host = malloc(total);
+    if (!host) {
+        free(w);
+        return awq_err_set(d->err, AWQ_ERR_OUT_OF_MEMORY, "gemm_w4: no host memory to repack a "
+                           "%zux%zu weight", K, N);
+    }
+    memset(host, 0, total);
+    uint32_t *q = (uint32_t *)(host + w->q_off);
+    uint16_t *sc = (uint16_t *)(host + w->s_off);
+    uint32_t *z = (uint32_t *)(host + w->z_off);
+    /* [K][N/8] -> [N/8][K], in blocks so that both sides stay in cache */
+    const size_t B = 64;
+    for (size_t k0 = 0; k0 < K; k0 += B)
+        for (size_t j0 = 0; j0 < nb; j0 += B)
+            for (size_t k = k0; k < k0 + B && k < K; k++)
+                for (size_t j = j0; j < j0 + B && j < nb; j++)
+                    q[j * K + k] = natural((uint32_t)s->qweight[k * nb + j]);
+    for (size_t g = 0; g < ng; g++)
+        for (size_t j = 0; j < nb; j++) {
+            memcpy(sc + (j * ng + g) * 8, s->scales + g * N + 8 * j, 16);
+            z[j * ng + g] = natural((uint32_t)s->qzeros[g * nb + j]);
+        }
+    int st = awq_vk_buf_create(d, total, 0, &w->buf);
+    if (st == 0)
+        st = awq_vk_write(d, w->buf, 0, host, total);
+    free(host);
+    if (st < 0) {
+        awq_vk_buf_release(d, w->buf);
+        free(w);
+        return st;
+    }
+    *out = w;
+    return 0;
+}
+
+void awq_vk_w4_free(void *dev, void *vw)
+{
+    struct vk_w4 *w = vw;
+    if (!w)
+        return;
+    awq_vk_buf_release(dev, w->buf);
+    free(w);
+}
+
+/* ---- gemm_w4 ------------------------------------------------------------------------------------ */
+
+struct w4_push {
+    uint32_t K, N, a2, a3, a4, flags;   /* gemv: ncb, col0, M; tiled: M, nc, col0 */
+    uint32_t x_off, y_off, q_off, s_off, z_off, b_off, a_off;
+};
+
+/* GEMV shape: threads per column block (a power of two, at least the vendor's team size) grown
+ * while too few threads would run overall and each still reads at least 4 vectors of K. */
+static void gemv_shape(const struct vk_dev *d, size_t cols, size_t kvec, uint32_t *wg, uint32_t *kt)
+{
+    uint32_t k = d->tune.gemv_kt, wg_max = d->max_wg < 256 ? d->max_wg : 256;
+    while ((size_t)k * cols < d->tune.gemv_threads && 2 * k <= wg_max && kvec >= (size_t)8 * k)
+        k *= 2;
+    *kt = k;
+    *wg = k > d->tune.gemv_wg ? k : d->tune.gemv_wg;
+}
+
+static uint32_t rows_pow2(int M)
+{
+    uint32_t r = 1;
+    while (r < (uint32_t)M)
+        r *= 2;
+    return r;
+}
+
+int awq_vk_gemm_w4(void *dev, const struct awq_gemm_w4_args *a)
+{
+    struct vk_dev *d = dev;
+    const struct vk_w4 *w = a->w->impl;
+    const struct vk_tune *t = &d->tune;
+    size_t K = (size_t)w->K, N = (size_t)w->N, G = (size_t)w->G, M = (size_t)a->M;
+    size_t ng = K / G, nb = N / 8;
+    size_t xes = awq_dtype_size(a->x_type), yes = awq_dtype_size(a->y_type);
+    int xf16 = a->x_type == AWQ_DTYPE_F16, yf16 = a->y_type == AWQ_DTYPE_F16;
+    uint32_t flags = (a->bias.buf ? 1u : 0u) | (a->act_scale.buf ? 2u : 0u);
+
+    int gemv = a->M <= GEMV_MAX_M;
+    uint32_t bk = t->bk < G ? t->bk : (uint32_t)G, gwg, gkt;
+    gemv_shape(d, nb, K / 4, &gwg, &gkt);
+    /* row chunk: X and Y windows */
+    size_t rm = vk_min(awq_vk_rows_fit(d, K * xes), awq_vk_rows_fit(d, N * yes));
+    if (gemv)
+        rm = vk_min(rm, GEMV_MAX_M);
+    else
+        rm = vk_min(rm, (size_t)d->max_groups[1] * (d->coopmat ? CM_BM : t->bm));
+    /* column-block chunk: the weight's three regions */
+    size_t cb = vk_min(awq_vk_rows_fit(d, K * 4), vk_min(awq_vk_rows_fit(d, ng * 16), awq_vk_rows_fit(d, ng * 4)));
+    size_t per_group = gemv ? gwg / gkt : (d->coopmat ? CM_BN : t->bn) / 8;
+    cb = vk_min(cb, (size_t)d->max_groups[0] * per_group);
+    if (rm == 0 || cb == 0)
+        return awq_err_set(d->err, AWQ_ERR_UNSUPPORTED, "gemm_w4: a row of %zu or %zu bytes exceeds "
+                           "the device's storage-buffer range", K * xes, N * yes);
+
+    uint32_t spec[10];
+    int n_spec, shader;
+    if (gemv) {
+        shader = VKS_GEMV_W4;
+        uint32_t s[] = { gwg, gkt, rows_pow2(a->M), (uint32_t)xf16, (uint32_t)yf16, (uint32_t)G };
+        n_spec = 6;
+        memcpy(spec, s, sizeof s);
+    } else if (d->coopmat) {
+        shader = VKS_GEMM_W4_CM;
+        uint32_t s[] = { CM_WG, (uint32_t)xf16, 0, (uint32_t)yf16, (uint32_t)G };
+        n_spec = 5;
+        memcpy(spec, s, sizeof s);
+    } else {
+        shader = VKS_GEMM_W4;
+        uint32_t s[] = { (t->bm / t->tm) * (t->bn / t->tn), t->bm, t->bn, bk, t->tm, t->tn,
+                         (uint32_t)xf16, 0, (uint32_t)yf16, (uint32_t)G };
+        n_spec = 10;
+        memcpy(spec, s, sizeof s);
+    }
+    uint32_t bm = d->coopmat ? CM_BM : t->bm, bn = d->coopmat ? CM_BN : t->bn;
+    VK_TRY(awq_vk_op_begin(d));
+    struct vk_arg args[7];
+    struct w4_push pc;
+    VK_TRY(awq_vk_window_opt(d, a->bias, N * 4, 4, &args[5], &pc.b_off));
+    VK_TRY(awq_vk_window_opt(d, a->act_scale, K * 4, 4, &args[6], &pc.a_off));
+    for (size_t m0 = 0; m0 < M; m0 += rm) {
+        size_t mc = vk_min(rm, M - m0);
+        VK_TRY(awq_vk_window(d, vk_tbuf(a->x), a->x.off + m0 * K * xes, a->x.off + (m0 + mc) * K * xes,
+                             xes, &args[0], &pc.x_off));
+        VK_TRY(awq_vk_window(d, vk_tbuf(a->y), a->y.off + m0 * N * yes, a->y.off + (m0 + mc) * N * yes,
+                             yes, &args[1], &pc.y_off));
+        for (size_t j0 = 0; j0 < nb; j0 += cb) {
+            size_t jc = vk_min(cb, nb - j0);
+            /* the GEMV reads the weight as uvec4, the tiled kernel as uint */
+            VK_TRY(awq_vk_window(d, w->buf, w->q_off + j0 * K * 4, w->q_off + (j0 + jc) * K * 4,
+                                 gemv ? 16 : 4, &args[2], &pc.q_off));
+            VK_TRY(awq_vk_window(d, w->buf, w->s_off + j0 * ng * 16, w->s_off + (j0 + jc) * ng * 16, 2,
+                                 &args[3], &pc.s_off));
+            VK_TRY(awq_vk_window(d, w->buf, w->z_off + j0 * ng * 4, w->z_off + (j0 + jc) * ng * 4, 4,
+                                 &args[4], &pc.z_off));
+            pc.K = (uint32_t)K;
+            pc.N = (uint32_t)N;
+            pc.flags = flags;
+            uint32_t gx, gy;
+            if (gemv) {
+                pc.a2 = (uint32_t)jc;
+                pc.a3 = (uint32_t)(8 * j0);
+                pc.a4 = (uint32_t)mc;
+                gx = (uint32_t)vk_div_up(jc, gwg / gkt);
+                gy = 1;
+            } else {
+                pc.a2 = (uint32_t)mc;
+                pc.a3 = (uint32_t)(8 * jc);
+                pc.a4 = (uint32_t)(8 * j0);
+                gx = (uint32_t)vk_div_up(8 * jc, bn);
+                gy = (uint32_t)vk_div_up(mc, bm);
+            }
+            VK_TRY(awq_vk_dispatch(d, shader, spec, n_spec, args, 7, &pc, sizeof pc, gx, gy, 1));
+        }
+    }
+    return awq_vk_op_end(d);
+}
+
+/* ---- unquantized gemm ------------------------------------------------------------------------- */
+
+struct f_push {
+    uint32_t K, N, a2, a3, a4, flags;   /* gemv: nc, col0, M; tiled: M, nc, col0 */
+    uint32_t x_off, y_off, w_off, b_off;
+};
+
+struct fv_push {
+    uint32_t K, N, nc, col0, M, flags;
+    uint32_t x_off, w_off, y_off, b_off;
+};
+
+int awq_vk_gemm(void *dev, const struct awq_gemm_args *a)
+{
+    struct vk_dev *d = dev;
+    const struct vk_tune *t = &d->tune;
+    size_t K = (size_t)a->K, N = (size_t)a->N, M = (size_t)a->M;
+    size_t xes = awq_dtype_size(a->x_type), wes = awq_dtype_size(a->w_type), yes = awq_dtype_size(a->y_type);
+    uint32_t xf16 = a->x_type == AWQ_DTYPE_F16, wf16 = a->w_type == AWQ_DTYPE_F16,
+             yf16 = a->y_type == AWQ_DTYPE_F16;
+    uint32_t flags = a->bias.buf ? 1u : 0u;
+    int gemv = a->M <= GEMV_MAX_M;
+    uint32_t gwg, gkt;
+    gemv_shape(d, N, K, &gwg, &gkt);
+    size_t rm = vk_min(awq_vk_rows_fit(d, K * xes), awq_vk_rows_fit(d, N * yes));
+    rm = gemv ? vk_min(rm, GEMV_MAX_M) : vk_min(rm, (size_t)d->max_groups[1] * (d->coopmat ? CM_BM : t->bm));
+    size_t per_group = gemv ? gwg / gkt : (d->coopmat ? CM_BN : t->bn);
+    size_t nc_fit = vk_min(awq_vk_rows_fit(d, K * wes), (size_t)d->max_groups[0] * per_group);
+    if (rm == 0 || nc_fit == 0)
+        return awq_err_set(d->err, AWQ_ERR_UNSUPPORTED, "gemm: a row of %zu, %zu or %zu bytes exceeds "
+                           "the device's storage-buffer range", K * xes, K * wes, N * yes);
+    VK_TRY(awq_vk_op_begin(d));
+    struct vk_arg args[4];
+    uint32_t b_off;
+    VK_TRY(awq_vk_window_opt(d, a->bias, N * 4, 4, &args[3], &b_off));
+    for (size_t m0 = 0; m0 < M; m0 += rm) {
+        size_t mc = vk_min(rm, M - m0);
+        uint32_t x_off, y_off, w_off;
+        VK_TRY(awq_vk_window(d, vk_tbuf(a->x), a->x.off + m0 * K * xes, a->x.off + (m0 + mc) * K * xes,
+                             xes, &args[0], &x_off));
+        struct vk_arg yarg;
+        VK_TRY(awq_vk_window(d, vk_tbuf(a->y), a->y.off + m0 * N * yes, a->y.off + (m0 + mc) * N * yes,
+                             yes, &yarg, &y_off));
+        for (size_t n0 = 0; n0 < N; n0 += nc_fit) {
+            size_t nc = vk_min(nc_fit, N - n0);
+            struct vk_arg warg;
+            VK_TRY(awq_vk_window(d, vk_tbuf(a->w), a->w.off + n0 * K * wes, a->w.off + (n0 + nc) * K * wes,
+                                 wes, &warg, &w_off));
+            if (gemv) {
+                struct vk_arg ga[4] = { args[0], warg, yarg, args[3] };
+                struct fv_push pc = { (uint32_t)K, (uint32_t)N, (uint32_t)nc, (uint32_t)n0, (uint32_t)mc,
+                                      flags, x_off, w_off, y_off, b_off };
+                uint32_t spec[] = { gwg, gkt, rows_pow2(a->M), xf16, wf16, yf16 };
+                VK_TRY(awq_vk_dispatch(d, VKS_GEMV_F, spec, 6, ga, 4, &pc, sizeof pc,
+                                       (uint32_t)vk_div_up(nc, gwg / gkt), 1, 1));
+            } else if (d->coopmat) {
+                struct vk_arg ga[4] = { args[0], yarg, warg, args[3] };
+                struct f_push pc = { (uint32_t)K, (uint32_t)N, (uint32_t)mc, (uint32_t)nc, (uint32_t)n0,
+                                     flags, x_off, y_off, w_off, b_off };
+                uint32_t spec[] = { CM_WG, xf16, wf16, yf16, 128 };
+                VK_TRY(awq_vk_dispatch(d, VKS_GEMM_F_CM, spec, 5, ga, 4, &pc, sizeof pc,
+                                       (uint32_t)vk_div_up(nc, CM_BN), (uint32_t)vk_div_up(mc, CM_BM), 1));
+            } else {
+                struct vk_arg ga[4] = { args[0], yarg, warg, args[3] };
+                struct f_push pc = { (uint32_t)K, (uint32_t)N, (uint32_t)mc, (uint32_t)nc, (uint32_t)n0,
+                                     flags, x_off, y_off, w_off, b_off };
+                uint32_t spec[] = { (t->bm / t->tm) * (t->bn / t->tn), t->bm, t->bn, t->bk, t->tm, t->tn,
+                                    xf16, wf16, yf16, 128 };
+                VK_TRY(awq_vk_dispatch(d, VKS_GEMM_F, spec, 10, ga, 4, &pc, sizeof pc,
+                                       (uint32_t)vk_div_up(nc, t->bn), (uint32_t)vk_div_up(mc, t->bm), 1));
+            }
+        }
+    }
+    return awq_vk_op_end(d);
+}
