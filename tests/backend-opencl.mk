@@ -3,13 +3,17 @@
 if HAVE_CHECK
 if HAVE_OPENCL
 check_PROGRAMS += tests/test_opencl_cache tests/test_opencl_errors tests/test_opencl_noplatform \
-	tests/test_opencl_rows
+	tests/test_opencl_ops tests/test_opencl_rows
 TESTS += tests/test_opencl_cache tests/test_opencl_errors tests/test_opencl_noplatform \
-	tests/test_opencl_rows
+	tests/test_opencl_ops tests/test_opencl_rows
 
 tests_test_opencl_cache_SOURCES = tests/test_opencl_cache.c $(TESTUTIL)
 tests_test_opencl_cache_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_test_opencl_cache_LDADD = $(TEST_LDADD)
+
+tests_test_opencl_ops_SOURCES = tests/test_opencl_ops.c $(TESTUTIL)
+tests_test_opencl_ops_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_test_opencl_ops_LDADD = $(TEST_LDADD)
 
 # reaches the backend's internals (program builds, device limits)
 tests_test_opencl_errors_SOURCES = tests/test_opencl_errors.c $(TESTUTIL)

@@ -18,6 +18,9 @@
  *    ptxas, no spills), 64 x 64 with 4 x 4 elsewhere, which fits every device with 256-item
  *    work-groups and 16 KiB of local memory.
  *  - red_wg: 256-item reductions (row norms, sums), 128 on CPUs where items are loop iterations.
+ *  - st_c x st_s: act_stats items (4 channels each) x row slices; 16 x 16 keeps 64 channels per
+ *    work-group, so even a 4096-channel activation spreads over 64 work-groups with 4 rows of
+ *    loads in flight per item.
  *  - att_wgs: attention splits the keys of a long KV cache over several work-groups (then
  *    combines them) while fewer than this many work-groups would run; 0 = twice the compute
  *    units.
@@ -44,11 +47,11 @@
 
 static const struct ocl_params table[] = {
     /* row      pack ks unr maxm  xs    bm   bn  tm tn  gvts nr  red  stc sts csn cst att wgs mma */
-    { "nvidia",  32, 8, 4, 32,  4096,  128, 128, 8, 8,  32,  8, 256, 32, 8, 32, 8, 128, 0, 1 },
-    { "amd",     64, 4, 4, 32,  4096,  128, 128, 8, 8,  64,  4, 256, 64, 4, 64, 4, 256, 0, 0 },
-    { "intel",   32, 8, 2, 32,  4096,   64,  64, 4, 4,  32,  8, 256, 32, 8, 32, 8, 128, 0, 0 },
-    { "default", 32, 8, 2, 32,  4096,   64,  64, 4, 4,  32,  8, 256, 32, 8, 32, 8, 128, 0, 0 },
-    { "cpu",     32, 4, 2, 32,  4096,   64,  64, 4, 4,  32,  4, 128, 32, 4, 32, 4,  64, 0, 0 },
+    { "nvidia",  32, 8, 4, 32,  4096,  128, 128, 8, 8,  32,  8, 256, 16,16, 32, 8, 128, 0, 1 },
+    { "amd",     64, 4, 4, 32,  4096,  128, 128, 8, 8,  64,  4, 256, 16,16, 64, 4, 256, 0, 0 },
+    { "intel",   32, 8, 2, 32,  4096,   64,  64, 4, 4,  32,  8, 256, 16,16, 32, 8, 128, 0, 0 },
+    { "default", 32, 8, 2, 32,  4096,   64,  64, 4, 4,  32,  8, 256, 16,16, 32, 8, 128, 0, 0 },
+    { "cpu",     32, 4, 2, 32,  4096,   64,  64, 4, 4,  32,  4, 128, 16, 4, 32, 4,  64, 0, 0 },
     { "small",   16, 4, 2, 16,  1024,   32,  32, 4, 4,  16,  4,  64, 16, 4, 16, 4,  64, 0, 0 },
 };
 
