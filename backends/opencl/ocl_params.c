@@ -17,7 +17,11 @@
  *    large GPUs (256 items, 32 KiB of local memory; about 180 registers per item on sm_90 by
  *    ptxas, no spills), 64 x 64 with 4 x 4 elsewhere, which fits every device with 256-item
  *    work-groups and 16 KiB of local memory.
+ *  - gv_ts x gv_nr: the unquantized GEMV (M <= 4) gives each row of W a team of gv_ts items
+ *    (a warp / wave) reading it coalesced, gv_nr rows per work-group.
  *  - red_wg: 256-item reductions (row norms, sums), 128 on CPUs where items are loop iterations.
+ *  - cs_n x cs_t: clip_search output channels x token slices per work-group.
+ *  - att_wg: attention work-group size (items per block of query rows).
  *  - st_c x st_s: act_stats items (4 channels each) x row slices; 16 x 16 keeps 64 channels per
  *    work-group, so even a 4096-channel activation spreads over 64 work-groups with 4 rows of
  *    loads in flight per item.
