@@ -71,11 +71,16 @@ kernel __attribute__((reqd_work_group_size(AWG, 1, 1))) void attention(
         for (int idx = lid; idx < BQ * BKV; idx += AWG) {
             int r = idx / BKV, j = idx % BKV;
             int lim = kv_len - q_len + (r0 + r) / HG;       /* last key this row may see */
-            local const float *qr = Qs + r * HD, *kr = KV + j * LDK;
-            float s = 0.0f;
-            for (int d = 0; d < HD; d++)
-                s += qr[d] * kr[d];
-            S[r * LDS + j] = j0 + j <= lim && j0 + j < j_hi ? s * scale : -INFINITY;
+            float s = -INFINITY;
+            /* rows past the end (most of the block when decoding) cost nothing */
+            if (r0 + r < rows && j0 + j <= lim && j0 + j < j_hi) {
+                local const float *qr = Qs + r * HD, *kr = KV + j * LDK;
+                float dot = 0.0f;
+                for (int d = 0; d < HD; d++)
+                    dot += qr[d] * kr[d];
+                s = dot * scale;
+            }
+            S[r * LDS + j] = s;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
         /* V tile into the K tile's place while the row owners update the softmax state */
@@ -104,7 +109,7 @@ kernel __attribute__((reqd_work_group_size(AWG, 1, 1))) void attention(
 #pragma unroll
         for (int i = 0; i < NR; i++) {
             int idx = lid + i * AWG;
-            if (idx < BQ * HD) {
+            if (idx < BQ * HD && r0 + idx / HD < rows) {
                 int r = idx / HD, d = idx % HD;
                 local const float *pr = S + r * LDS;
                 float acc = o[i] * a_s[r];

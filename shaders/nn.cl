@@ -20,7 +20,7 @@ kernel __attribute__((reqd_work_group_size(RED_WG, 1, 1))) void rmsnorm(
         ss += v * v;
     }
     ss = wg_sum(red, ss, lid, RED_WG);
-    float r = (float)(1.0 / sqrt(ss / (acc_t)C + (acc_t)eps));
+    float r = (float)((acc_t)1 / sqrt(ss / (acc_t)C + (acc_t)eps));
     for (int c = lid; c < C; c += RED_WG)
         y[c] = x[c] * r * w[c];
 }

@@ -5,8 +5,8 @@
  * host builds with -cl-fp32-correctly-rounded-divide-sqrt where the device offers it, so v / scale
  * rounds as it does on the CPU.
  *
- * Parameters: RED_WG (reduction work-group, power of two), ST_C x ST_S (act_stats: channels x
- * row slices per work-group), CS_N x CS_T (clip_search: output channels x token slices). */
+ * Parameters: RED_WG (reduction work-group, power of two), ST_C x ST_S (act_stats: items of 4
+ * channels x row slices per work-group), CS_N x CS_T (clip_search: output channels x token slices). */
 
 float q4_scale(float mn, float mx)
 {
@@ -19,43 +19,83 @@ float q4_clamp15(float v)
     return v < 0.0f ? 0.0f : (v > 15.0f ? 15.0f : v);
 }
 
-/* ---- act_stats: ST_S items per channel split the rows; their partials are combined in a fixed
- * order and ADDED to the accumulators (max: maximum). ---------------------------------------- */
+/* ---- act_stats: an item owns 4 adjacent channels (one 8- or 16-byte load per row) of a slice of
+ * the rows, loading 4 rows ahead; the ST_S slices of a channel are combined in a fixed order and
+ * ADDED to the accumulators (max: maximum). --------------------------------------------------- */
+
+/* Channels c..c+3 of row t as |x| (zeros past C). */
+float4 stats_row(global const uchar *x, ulong xo, int x_f16, int t, int C, int c)
+{
+    ulong base = xo + (ulong)t * (ulong)C + (ulong)c;
+    if (c + 3 < C)
+        return fabs(ld4(x, base, x_f16));
+    float4 v = (float4)(0.0f);
+    if (c < C)
+        v.x = ld1(x, base, x_f16);
+    if (c + 1 < C)
+        v.y = ld1(x, base + 1, x_f16);
+    if (c + 2 < C)
+        v.z = ld1(x, base + 2, x_f16);
+    return fabs(v);
+}
+
 kernel __attribute__((reqd_work_group_size(ST_C, ST_S, 1))) void act_stats(
     global const uchar *x, ulong xo, int x_f16, global float *sum_abs, ulong sao, int has_sa,
     global float *max_abs, ulong mao, int has_ma, global float *sum_sq, ulong sqo, int has_sq,
     int T, int C)
 {
-    local acc_t ra[ST_S * ST_C], rq[ST_S * ST_C];
-    local float rm[ST_S * ST_C];
+    local acc_t ra[ST_S * ST_C * 4], rq[ST_S * ST_C * 4];
+    local float rm[ST_S * ST_C * 4];
     const int lc = get_local_id(0), s = get_local_id(1);
-    const int c = get_group_id(0) * ST_C + lc;
-    acc_t sa = 0, sq = 0;
-    float mx = 0.0f;
+    const int c = (get_group_id(0) * ST_C + lc) * 4;
+    acc_t sa[4] = { 0, 0, 0, 0 }, sq[4] = { 0, 0, 0, 0 };
+    float mx[4] = { 0.0f, 0.0f, 0.0f, 0.0f };
     if (c < C) {
-        for (int t = s; t < T; t += ST_S) {
-            float v = fabs(ld1(x, xo + (ulong)t * (ulong)C + (ulong)c, x_f16));
-            sa += (acc_t)v;
-            sq += (acc_t)v * (acc_t)v;
-            mx = fmax(mx, v);
+        for (int t0 = s; t0 < T; t0 += 4 * ST_S) {
+            float4 v[4];
+#pragma unroll
+            for (int u = 0; u < 4; u++) {
+                int t = t0 + u * ST_S;
+                v[u] = t < T ? stats_row(x, xo, x_f16, t, C, c) : (float4)(0.0f);
+            }
+#pragma unroll
+            for (int u = 0; u < 4; u++) {
+                float e[4] = { v[u].x, v[u].y, v[u].z, v[u].w };
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    sa[i] += (acc_t)e[i];
+                    sq[i] += (acc_t)e[i] * (acc_t)e[i];
+                    mx[i] = fmax(mx[i], e[i]);
+                }
+            }
         }
     }
-    ra[s * ST_C + lc] = sa;
-    rq[s * ST_C + lc] = sq;
-    rm[s * ST_C + lc] = mx;
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        ra[(s * ST_C + lc) * 4 + i] = sa[i];
+        rq[(s * ST_C + lc) * 4 + i] = sq[i];
+        rm[(s * ST_C + lc) * 4 + i] = mx[i];
+    }
     barrier(CLK_LOCAL_MEM_FENCE);
-    if (s == 0 && c < C) {
-        for (int i = 1; i < ST_S; i++) {
-            sa += ra[i * ST_C + lc];
-            sq += rq[i * ST_C + lc];
-            mx = fmax(mx, rm[i * ST_C + lc]);
+    if (s != 0)
+        return;
+    for (int i = 0; i < 4; i++) {
+        int ch = c + i;
+        if (ch >= C)
+            break;
+        acc_t a = 0, q = 0;
+        float m = 0.0f;
+        for (int j = 0; j < ST_S; j++) {           /* fixed order: deterministic */
+            a += ra[(j * ST_C + lc) * 4 + i];
+            q += rq[(j * ST_C + lc) * 4 + i];
+            m = fmax(m, rm[(j * ST_C + lc) * 4 + i]);
         }
         if (has_sa)
-            sum_abs[sao + c] += (float)sa;
+            sum_abs[sao + ch] += (float)a;
         if (has_sq)
-            sum_sq[sqo + c] += (float)sq;
+            sum_sq[sqo + ch] += (float)q;
         if (has_ma)
-            max_abs[mao + c] = fmax(max_abs[mao + c], mx);
+            max_abs[mao + ch] = fmax(max_abs[mao + ch], m);
     }
 }
 

@@ -3,13 +3,17 @@
 if HAVE_CHECK
 if HAVE_OPENCL
 check_PROGRAMS += tests/test_opencl_cache tests/test_opencl_errors tests/test_opencl_noplatform \
-	tests/test_opencl_rows
+	tests/test_opencl_ops tests/test_opencl_rows
 TESTS += tests/test_opencl_cache tests/test_opencl_errors tests/test_opencl_noplatform \
-	tests/test_opencl_rows
+	tests/test_opencl_ops tests/test_opencl_rows
 
 tests_test_opencl_cache_SOURCES = tests/test_opencl_cache.c $(TESTUTIL)
 tests_test_opencl_cache_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_test_opencl_cache_LDADD = $(TEST_LDADD)
+
+tests_test_opencl_ops_SOURCES = tests/test_opencl_ops.c $(TESTUTIL)
+tests_test_opencl_ops_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_test_opencl_ops_LDADD = $(TEST_LDADD)
 
 # reaches the backend's internals (program builds, device limits)
 tests_test_opencl_errors_SOURCES = tests/test_opencl_errors.c $(TESTUTIL)
@@ -19,6 +23,12 @@ tests_test_opencl_errors_LDADD = $(TEST_LDADD)
 tests_test_opencl_noplatform_SOURCES = tests/test_opencl_noplatform.c $(TESTUTIL)
 tests_test_opencl_noplatform_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_test_opencl_noplatform_LDADD = $(TEST_LDADD)
+
+# a timing diagnostic for GPU runs (built, not run, by make check)
+check_PROGRAMS += tests/test_opencl_timing
+tests_test_opencl_timing_SOURCES = tests/test_opencl_timing.c
+tests_test_opencl_timing_CPPFLAGS = $(TEST_CPPFLAGS) -I$(top_srcdir) $(OPENCL_CFLAGS)
+tests_test_opencl_timing_LDADD = $(TEST_LDADD)
 
 # runs tests/parity_opencl once per row of the kernel parameter table
 tests_test_opencl_rows_SOURCES = tests/test_opencl_rows.c

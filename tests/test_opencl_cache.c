@@ -22,7 +22,8 @@
 #include "core/ops.h"
 #include "testutil.h"
 
-#define N_FIXED_PROGRAMS 4   /* gemm_w4, gemm, nn, quant; attention builds on first use */
+#define N_FIXED_PROGRAMS 4   /* gemm_w4, gemm, nn, quant (+ gemm_mma on NVIDIA); attention
+                              * builds on first use */
 
 static char *cache_dir;
 static int n_built, n_loaded, n_rebuilding;
@@ -171,19 +172,22 @@ START_TEST(test_second_open_loads_from_cache)
 {
     reset_counts();
     awq_device *d = open_dev();
-    ck_assert_int_eq(n_built, N_FIXED_PROGRAMS);    /* fresh directory: everything compiled */
+    /* fresh directory: everything compiled (the fixed programs, plus the tensor-core program on
+     * NVIDIA) */
+    int n_open = n_built;
+    ck_assert_int_ge(n_open, N_FIXED_PROGRAMS);
     ck_assert_int_eq(n_loaded, 0);
     check_ops(d);                                   /* + attention for head_dim 16 */
-    ck_assert_int_eq(n_built, N_FIXED_PROGRAMS + 1);
+    ck_assert_int_eq(n_built, n_open + 1);
     close_dev(d);
     char names[16][512];
-    ck_assert_int_eq(list_entries(names, 16), N_FIXED_PROGRAMS + 1);
+    ck_assert_int_eq(list_entries(names, 16), n_open + 1);
 
     reset_counts();
     d = open_dev();
     check_ops(d);
     ck_assert_msg(n_built == 0, "%d programs rebuilt although cached", n_built);
-    ck_assert_int_eq(n_loaded, N_FIXED_PROGRAMS + 1);
+    ck_assert_int_eq(n_loaded, n_open + 1);
     close_dev(d);
 }
 END_TEST
@@ -192,7 +196,7 @@ START_TEST(test_corrupt_entries_rebuilt)
 {
     char names[16][512];
     int n = list_entries(names, 16);
-    ck_assert_int_eq(n, N_FIXED_PROGRAMS + 1);     /* written by the previous test */
+    ck_assert_int_ge(n, N_FIXED_PROGRAMS + 1);     /* written by the previous test */
     for (int i = 0; i < n; i++) {
         size_t len;
         unsigned char *p = slurp(names[i], &len);
@@ -256,7 +260,8 @@ START_TEST(test_unwritable_cache)
     reset_counts();
     awq_device *d = open_dev();
     check_ops(d);
-    ck_assert_int_eq(n_built, N_FIXED_PROGRAMS + 1);
+    ck_assert_int_ge(n_built, N_FIXED_PROGRAMS + 1);
+    ck_assert_int_eq(n_loaded, 0);
     close_dev(d);
     setenv("AWQ_CACHE_DIR", cache_dir, 1);
     unlink(blocker);

@@ -106,6 +106,42 @@ START_TEST(test_bad_param_override)
 }
 END_TEST
 
+static int mma_lines;
+
+static void mma_log(void *user, awq_log_level level, const char *msg)
+{
+    (void)user;
+    (void)level;
+    if (strstr(msg, "tensor-core kernels emulated, self-test"))
+        mma_lines++;
+}
+
+/* The tensor-core kernels (real on NVIDIA) run emulated here: opening checks them against the
+ * fp32 kernels on odd shapes and fails on any disagreement. */
+START_TEST(test_mma_kernels_selftest)
+{
+    struct ocl_dev *d = dev->impl;
+    if (d->desc.vendor_id == 0x10DE)
+        return;     /* real tensor cores: the parity suite covers them */
+    setenv("AWQ_OPENCL_PARAMS", "mma=1", 1);
+    awq_context_options o;
+    awq_context_options_init(&o);
+    o.log = mma_log;
+    o.log_level = AWQ_LOG_DEBUG;
+    awq_context *c;
+    awq_device *e = NULL;
+    ck_assert_int_eq(awq_context_create(&o, &c), 0);
+    mma_lines = 0;
+    int st = awq_device_open(c, "opencl", -1, &e);
+    unsetenv("AWQ_OPENCL_PARAMS");
+    ck_assert_msg(st == 0, "open with emulated tensor-core kernels: %s", awq_context_last_error(c));
+    ck_assert_int_eq(mma_lines, 1);
+    ck_assert_ptr_nonnull(((struct ocl_dev *)e->impl)->k_mma_w4);
+    awq_device_close(e);
+    awq_context_destroy(c);
+}
+END_TEST
+
 int main(void)
 {
     if (awq_context_create(NULL, &ctx) != 0)
@@ -115,6 +151,11 @@ int main(void)
         awq_context_destroy(ctx);
         return 77;
     }
+    {
+        const struct ocl_dev *d = dev->impl;
+        printf("device: %s (%s, driver %s); parameter row %s; tensor-core kernels: %s\n",
+               d->desc.name, d->desc.platform_name, d->desc.driver, d->p.row, d->mma_status);
+    }
     Suite *s = suite_create("opencl-errors");
     TCase *tc = tcase_create("errors");
     tcase_set_timeout(tc, 600);
@@ -123,6 +164,7 @@ int main(void)
     tcase_add_test(tc, test_misaligned_offset);
     tcase_add_test(tc, test_overlapping_copy);
     tcase_add_test(tc, test_bad_param_override);
+    tcase_add_test(tc, test_mma_kernels_selftest);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK);

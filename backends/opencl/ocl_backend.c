@@ -3,9 +3,10 @@
  * init() lists the devices of all platforms in one flat array (a machine may carry PoCL's CPU
  * device next to a GPU vendor's platform); preferred_device() is the first GPU, a CPU last.
  * open() creates a context and one in-order queue for the device and builds every fixed program
- * (through the binary cache, see ocl_program.c), so no op ever compiles except attention, which
+ * (through the binary cache, see ocl_program.c) plus, on NVIDIA, the tensor-core program, which
+ * it checks against the fp32 kernels (ocl_gemm.c); no op ever compiles except attention, which
  * compiles once per head_dim on first use. Ops enqueue and return; buf_read blocks;
- * synchronize is clFinish. */
+ * synchronize is clFinish. Kernel parameters come from a per-vendor table (ocl_params.c). */
 #include "config.h"
 
 #include <stdarg.h>
@@ -333,6 +334,8 @@ static int ocl_open(void *state, int index, const awq_context_options *opt, stru
             d->desc.name, d->desc.platform_name, d->desc.driver, d->p.row,
             d->cache_dir[0] ? d->cache_dir : "disabled");
     st = ocl_programs_init(d);
+    if (st == 0)
+        st = ocl_mma_init(d);
     if (st < 0)
         goto fail;
     *out = d;

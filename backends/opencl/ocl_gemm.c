@@ -3,11 +3,13 @@
  * shaders/gemm.cl. */
 #include "config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ocl_internal.h"
 #include "quant/q4.h"
+#include "util/half.h"
 
 /* ---- repacking ---------------------------------------------------------------------------------- */
 
@@ -116,11 +118,50 @@ out:
             return st_;     \
     } while (0)
 
+enum w4_path { W4_GEMV, W4_TILED, W4_MMA };
+
+static int launch_w4(struct ocl_dev *d, enum w4_path path, const struct ocl_w4 *w, int M,
+                     cl_mem x, cl_ulong xo, int xf16, cl_mem act, cl_ulong ao, int has_act,
+                     cl_mem bias, cl_ulong bo, int has_bias, cl_mem y, cl_ulong yo, int yf16)
+{
+    const struct ocl_params *p = &d->p;
+    cl_kernel k;
+    const char *name;
+    size_t gws[2], lws[2];
+    if (path == W4_GEMV) {
+        int R = M <= 1 ? 1 : M <= 2 ? 2 : M <= 4 ? 4 : 8;
+        k = d->k[R == 1 ? K_GEMV_W4_R1 : R == 2 ? K_GEMV_W4_R2 : R == 4 ? K_GEMV_W4_R4 : K_GEMV_W4_R8];
+        name = "gemv_w4";
+        lws[0] = (size_t)p->pack_n;
+        lws[1] = (size_t)p->gemv_ks;
+        gws[0] = (size_t)w->Npad * (size_t)((M + R - 1) / R);
+        gws[1] = lws[1];
+    } else if (path == W4_MMA) {
+        k = d->k_mma_w4;
+        name = "gemm_w4_mma";
+        lws[0] = 256;
+        lws[1] = 1;
+        gws[0] = (size_t)((w->N + 127) / 128) * 256;
+        gws[1] = (size_t)((M + 127) / 128);
+    } else {
+        k = d->k[K_GEMM_W4_TILED];
+        name = "gemm_w4_tiled";
+        lws[0] = (size_t)(p->bn / p->tn);
+        lws[1] = (size_t)(p->bm / p->tm);
+        gws[0] = (size_t)((w->N + p->bn - 1) / p->bn) * lws[0];
+        gws[1] = (size_t)((M + p->bm - 1) / p->bm) * lws[1];
+    }
+    return OCL_LAUNCH(d, k, name, 2, gws, lws, OA_MEM(w->q), OA_MEM(w->scales), OA_MEM(w->zeros),
+                      OA_MEM(x), OA_ULONG(xo), OA_INT(xf16), OA_MEM(act), OA_ULONG(ao),
+                      OA_INT(has_act), OA_MEM(bias), OA_ULONG(bo), OA_INT(has_bias), OA_MEM(y),
+                      OA_ULONG(yo), OA_INT(yf16), OA_INT(M), OA_INT(w->K), OA_INT(w->N),
+                      OA_INT(w->Npad), OA_INT(w->G));
+}
+
 int ocl_gemm_w4(void *dev, const struct awq_gemm_w4_args *a)
 {
     struct ocl_dev *d = dev;
     const struct ocl_w4 *w = a->w->impl;
-    const struct ocl_params *p = &d->p;
     int xf16 = a->x_type == AWQ_DTYPE_F16, yf16 = a->y_type == AWQ_DTYPE_F16;
     cl_mem x, y, bias, act;
     cl_ulong xo, yo, bo, ao;
@@ -128,38 +169,54 @@ int ocl_gemm_w4(void *dev, const struct awq_gemm_w4_args *a)
     TRY(ocl_ref(d, a->y, yf16 ? 2 : 4, "Y", &y, &yo));
     TRY(ocl_ref(d, a->bias, 4, "bias", &bias, &bo));
     TRY(ocl_ref(d, a->act_scale, 4, "act_scale", &act, &ao));
-    const int M = a->M;
-
-    if (M <= p->gemv_max_m) {
-        int R = M <= 1 ? 1 : M <= 2 ? 2 : M <= 4 ? 4 : 8;
-        cl_kernel k = d->k[R == 1 ? K_GEMV_W4_R1 : R == 2 ? K_GEMV_W4_R2 : R == 4 ? K_GEMV_W4_R4
-                                                                             : K_GEMV_W4_R8];
-        size_t lws[2] = { (size_t)p->pack_n, (size_t)p->gemv_ks };
-        size_t gws[2] = { (size_t)w->Npad * (size_t)((M + R - 1) / R), (size_t)p->gemv_ks };
-        return OCL_LAUNCH(d, k, "gemv_w4", 2, gws, lws, OA_MEM(w->q), OA_MEM(w->scales),
-                          OA_MEM(w->zeros), OA_MEM(x), OA_ULONG(xo), OA_INT(xf16), OA_MEM(act),
-                          OA_ULONG(ao), OA_INT(a->act_scale.buf != NULL), OA_MEM(bias),
-                          OA_ULONG(bo), OA_INT(a->bias.buf != NULL), OA_MEM(y), OA_ULONG(yo),
-                          OA_INT(yf16), OA_INT(M), OA_INT(w->K), OA_INT(w->N), OA_INT(w->Npad),
-                          OA_INT(w->G));
-    }
-    size_t tx = (size_t)(p->bn / p->tn), ty = (size_t)(p->bm / p->tm);
-    size_t lws[2] = { tx, ty };
-    size_t gws[2] = { (size_t)((w->N + p->bn - 1) / p->bn) * tx, (size_t)((M + p->bm - 1) / p->bm) * ty };
-    return OCL_LAUNCH(d, d->k[K_GEMM_W4_TILED], "gemm_w4_tiled", 2, gws, lws, OA_MEM(w->q),
-                      OA_MEM(w->scales), OA_MEM(w->zeros), OA_MEM(x), OA_ULONG(xo), OA_INT(xf16),
-                      OA_MEM(act), OA_ULONG(ao), OA_INT(a->act_scale.buf != NULL), OA_MEM(bias),
-                      OA_ULONG(bo), OA_INT(a->bias.buf != NULL), OA_MEM(y), OA_ULONG(yo),
-                      OA_INT(yf16), OA_INT(M), OA_INT(w->K), OA_INT(w->N), OA_INT(w->Npad),
-                      OA_INT(w->G));
+    enum w4_path path = a->M <= d->p.gemv_max_m ? W4_GEMV : d->k_mma_w4 ? W4_MMA : W4_TILED;
+    return launch_w4(d, path, w, a->M, x, xo, xf16, act, ao, a->act_scale.buf != NULL, bias, bo,
+                     a->bias.buf != NULL, y, yo, yf16);
 }
 
 /* ---- unquantized gemm ------------------------------------------------------------------------------ */
 
+enum f_path { F_GEMV, F_TILED, F_MMA };
+
+static int launch_f(struct ocl_dev *d, enum f_path path, int M, int N, int K, cl_mem x,
+                    cl_ulong xo, int xf16, cl_mem w, cl_ulong wo, int wf16, cl_mem bias,
+                    cl_ulong bo, int has_bias, cl_mem y, cl_ulong yo, int yf16)
+{
+    const struct ocl_params *p = &d->p;
+    cl_kernel k;
+    const char *name;
+    size_t gws[2], lws[2];
+    if (path == F_GEMV) {
+        int R = M <= 1 ? 1 : M <= 2 ? 2 : 4;
+        k = d->k[R == 1 ? K_GEMV_F_R1 : R == 2 ? K_GEMV_F_R2 : K_GEMV_F_R4];
+        name = "gemv_f";
+        lws[0] = (size_t)p->gv_ts;
+        lws[1] = (size_t)p->gv_nr;
+        gws[0] = (size_t)p->gv_ts * (size_t)((N + p->gv_nr - 1) / p->gv_nr);
+        gws[1] = lws[1];
+    } else if (path == F_MMA) {
+        k = d->k_mma_f;
+        name = "gemm_f_mma";
+        lws[0] = 256;
+        lws[1] = 1;
+        gws[0] = (size_t)((N + 127) / 128) * 256;
+        gws[1] = (size_t)((M + 127) / 128);
+    } else {
+        k = d->k[K_GEMM_F_TILED];
+        name = "gemm_f_tiled";
+        lws[0] = (size_t)(p->bn / p->tn);
+        lws[1] = (size_t)(p->bm / p->tm);
+        gws[0] = (size_t)((N + p->bn - 1) / p->bn) * lws[0];
+        gws[1] = (size_t)((M + p->bm - 1) / p->bm) * lws[1];
+    }
+    return OCL_LAUNCH(d, k, name, 2, gws, lws, OA_MEM(x), OA_ULONG(xo), OA_INT(xf16), OA_MEM(w),
+                      OA_ULONG(wo), OA_INT(wf16), OA_MEM(bias), OA_ULONG(bo), OA_INT(has_bias),
+                      OA_MEM(y), OA_ULONG(yo), OA_INT(yf16), OA_INT(M), OA_INT(N), OA_INT(K));
+}
+
 int ocl_gemm(void *dev, const struct awq_gemm_args *a)
 {
     struct ocl_dev *d = dev;
-    const struct ocl_params *p = &d->p;
     int xf16 = a->x_type == AWQ_DTYPE_F16, wf16 = a->w_type == AWQ_DTYPE_F16;
     int yf16 = a->y_type == AWQ_DTYPE_F16;
     cl_mem x, w, y, bias;
@@ -168,23 +225,173 @@ int ocl_gemm(void *dev, const struct awq_gemm_args *a)
     TRY(ocl_ref(d, a->w, wf16 ? 2 : 4, "W", &w, &wo));
     TRY(ocl_ref(d, a->y, yf16 ? 2 : 4, "Y", &y, &yo));
     TRY(ocl_ref(d, a->bias, 4, "bias", &bias, &bo));
-    const int M = a->M, N = a->N, K = a->K;
+    /* Tensor cores only for fp16 operands, which TF32 holds exactly: fp32 products (the search
+     * math of calibration) stay fp32. */
+    enum f_path path = a->M <= 4 ? F_GEMV : (d->k_mma_f && xf16 && wf16) ? F_MMA : F_TILED;
+    return launch_f(d, path, a->M, a->N, a->K, x, xo, xf16, w, wo, wf16, bias, bo,
+                    a->bias.buf != NULL, y, yo, yf16);
+}
 
-    if (M <= 4) {
-        int R = M <= 1 ? 1 : M <= 2 ? 2 : 4;
-        cl_kernel k = d->k[R == 1 ? K_GEMV_F_R1 : R == 2 ? K_GEMV_F_R2 : K_GEMV_F_R4];
-        size_t lws[2] = { (size_t)p->gv_ts, (size_t)p->gv_nr };
-        size_t gws[2] = { (size_t)p->gv_ts * (size_t)((N + p->gv_nr - 1) / p->gv_nr), (size_t)p->gv_nr };
-        return OCL_LAUNCH(d, k, "gemv_f", 2, gws, lws, OA_MEM(x), OA_ULONG(xo), OA_INT(xf16),
-                          OA_MEM(w), OA_ULONG(wo), OA_INT(wf16), OA_MEM(bias), OA_ULONG(bo),
-                          OA_INT(a->bias.buf != NULL), OA_MEM(y), OA_ULONG(yo), OA_INT(yf16),
-                          OA_INT(M), OA_INT(N), OA_INT(K));
+/* ---- tensor-core kernels: build and self-check ---------------------------------------------------- */
+
+static uint32_t lcg(uint32_t *s)
+{
+    *s = *s * 1664525u + 1013904223u;
+    return *s >> 8;
+}
+
+static float urand(uint32_t *s)
+{
+    return (float)lcg(s) / 16777216.0f * 2.0f - 1.0f;
+}
+
+static double nmse(const float *a, const float *b, size_t n)
+{
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        double e = (double)a[i] - (double)b[i];
+        num += e * e;
+        den += (double)b[i] * (double)b[i];
     }
-    size_t tx = (size_t)(p->bn / p->tn), ty = (size_t)(p->bm / p->tm);
-    size_t lws[2] = { tx, ty };
-    size_t gws[2] = { (size_t)((N + p->bn - 1) / p->bn) * tx, (size_t)((M + p->bm - 1) / p->bm) * ty };
-    return OCL_LAUNCH(d, d->k[K_GEMM_F_TILED], "gemm_f_tiled", 2, gws, lws, OA_MEM(x), OA_ULONG(xo),
-                      OA_INT(xf16), OA_MEM(w), OA_ULONG(wo), OA_INT(wf16), OA_MEM(bias),
-                      OA_ULONG(bo), OA_INT(a->bias.buf != NULL), OA_MEM(y), OA_ULONG(yo),
-                      OA_INT(yf16), OA_INT(M), OA_INT(N), OA_INT(K));
+    return num != num ? 1e30 : num / (den > 1e-30 ? den : 1e-30);
+}
+
+/* Runs both products of an odd-shaped problem through the tensor-core and the fp32 kernels;
+ * *err is the larger normalised squared difference. */
+static int mma_selftest(struct ocl_dev *d, double *err)
+{
+    enum { M = 130, N = 136, K = 256, G = 64, KF = 200 };
+    uint32_t seed = 12345;
+    int32_t *qw = malloc((size_t)K * N / 8 * 4), *qz = malloc((size_t)K / G * N / 8 * 4);
+    uint16_t *sc = malloc((size_t)K / G * N * 2), *xh = malloc((size_t)M * K * 2);
+    uint16_t *wh = malloc((size_t)N * KF * 2);
+    float *y1 = malloc((size_t)M * N * 4), *y2 = malloc((size_t)M * N * 4);
+    cl_mem bx = NULL, bw = NULL, by1 = NULL, by2 = NULL;
+    void *w4 = NULL;
+    int st = 0;
+    *err = 1e30;
+    if (!qw || !qz || !sc || !xh || !wh || !y1 || !y2) {
+        st = awq_err_set(d->err, AWQ_ERR_OUT_OF_MEMORY, "out of host memory");
+        goto out;
+    }
+    for (size_t i = 0; i < (size_t)K * N / 8; i++)
+        qw[i] = (int32_t)(lcg(&seed) ^ (lcg(&seed) << 16));
+    for (size_t i = 0; i < (size_t)K / G * N / 8; i++)
+        qz[i] = (int32_t)(lcg(&seed) ^ (lcg(&seed) << 16));
+    for (size_t i = 0; i < (size_t)K / G * N; i++)
+        sc[i] = awq_f32_to_f16(0.002f + 0.01f * (urand(&seed) + 1.0f));
+    for (size_t i = 0; i < (size_t)M * K; i++)
+        xh[i] = awq_f32_to_f16(urand(&seed));
+    for (size_t i = 0; i < (size_t)N * KF; i++)
+        wh[i] = awq_f32_to_f16(0.1f * urand(&seed));
+    struct awq_w4_host h = { K, N, G, qw, qz, sc };
+    cl_int e;
+    bx = clCreateBuffer(d->ctx, CL_MEM_READ_WRITE, (size_t)M * K * 2, NULL, &e);
+    bw = bx ? clCreateBuffer(d->ctx, CL_MEM_READ_WRITE, (size_t)N * KF * 2, NULL, &e) : NULL;
+    by1 = bw ? clCreateBuffer(d->ctx, CL_MEM_READ_WRITE, (size_t)M * N * 4, NULL, &e) : NULL;
+    by2 = by1 ? clCreateBuffer(d->ctx, CL_MEM_READ_WRITE, (size_t)M * N * 4, NULL, &e) : NULL;
+    if (!by2) {
+        st = ocl_fail(d->err, e, "clCreateBuffer (tensor-core self-test)");
+        goto out;
+    }
+    if ((e = clEnqueueWriteBuffer(d->q, bx, CL_TRUE, 0, (size_t)M * K * 2, xh, 0, NULL, NULL)) ||
+        (e = clEnqueueWriteBuffer(d->q, bw, CL_TRUE, 0, (size_t)N * KF * 2, wh, 0, NULL, NULL))) {
+        st = ocl_fail(d->err, e, "clEnqueueWriteBuffer (tensor-core self-test)");
+        goto out;
+    }
+    if ((st = ocl_w4_create(d, &h, &w4)) < 0)
+        goto out;
+    double e_w4 = 1e30, e_f = 1e30;
+    for (int pass = 0; pass < 2; pass++) {
+        for (int v = 0; v < 2; v++) {
+            cl_mem y = v ? by2 : by1;
+            if (pass == 0)
+                st = launch_w4(d, v ? W4_MMA : W4_TILED, w4, M, bx, 0, 1, d->dummy, 0, 0,
+                               d->dummy, 0, 0, y, 0, 0);
+            else
+                st = launch_f(d, v ? F_MMA : F_TILED, M, N, KF, bx, 0, 1, bw, 0, 1, d->dummy, 0, 0,
+                              y, 0, 0);
+            if (st < 0)
+                goto out;
+        }
+        if ((e = clEnqueueReadBuffer(d->q, by1, CL_TRUE, 0, (size_t)M * N * 4, y1, 0, NULL, NULL)) ||
+            (e = clEnqueueReadBuffer(d->q, by2, CL_TRUE, 0, (size_t)M * N * 4, y2, 0, NULL, NULL))) {
+            st = ocl_fail(d->err, e, "clEnqueueReadBuffer (tensor-core self-test)");
+            goto out;
+        }
+        *(pass ? &e_f : &e_w4) = nmse(y2, y1, (size_t)M * N);
+    }
+    *err = e_w4 > e_f ? e_w4 : e_f;
+out:
+    ocl_w4_free(d, w4);
+    if (bx)
+        clReleaseMemObject(bx);
+    if (bw)
+        clReleaseMemObject(bw);
+    if (by1)
+        clReleaseMemObject(by1);
+    if (by2)
+        clReleaseMemObject(by2);
+    free(qw);
+    free(qz);
+    free(sc);
+    free(xh);
+    free(wh);
+    free(y1);
+    free(y2);
+    return st;
+}
+
+static void mma_release(struct ocl_dev *d)
+{
+    if (d->k_mma_w4)
+        clReleaseKernel(d->k_mma_w4);
+    if (d->k_mma_f)
+        clReleaseKernel(d->k_mma_f);
+    if (d->mma_prog)
+        clReleaseProgram(d->mma_prog);
+    d->k_mma_w4 = d->k_mma_f = NULL;
+    d->mma_prog = NULL;
+}
+
+int ocl_mma_init(struct ocl_dev *d)
+{
+    snprintf(d->mma_status, sizeof d->mma_status, "off for parameter row '%s'", d->p.row);
+    if (!d->p.mma)
+        return 0;
+    /* Real instructions on NVIDIA, where a failure only costs the fast path; the emulation
+     * elsewhere exists for the tests, where a failure must show. */
+    int emulate = d->desc.vendor_id != 0x10DE;
+    struct awq_errbuf quiet, *saved = d->err;
+    memset(&quiet, 0, sizeof quiet);
+    if (!emulate)
+        d->err = &quiet;
+    cl_int e = CL_SUCCESS;
+    int st = ocl_mma_program(d, emulate, &d->mma_prog);
+    if (st == 0) {
+        d->k_mma_w4 = clCreateKernel(d->mma_prog, "gemm_w4_mma", &e);
+        if (d->k_mma_w4)
+            d->k_mma_f = clCreateKernel(d->mma_prog, "gemm_f_mma", &e);
+        if (!d->k_mma_f)
+            st = ocl_fail(d->err, e, "clCreateKernel (tensor-core kernels)");
+    }
+    double err = 0;
+    if (st == 0)
+        st = mma_selftest(d, &err);
+    if (st == 0 && !(err <= 1e-5))
+        st = awq_err_set(d->err, AWQ_ERR_BACKEND, "OpenCL tensor-core kernels disagree with the "
+                         "fp32 kernels (normalised squared error %.3g)", err);
+    d->err = saved;
+    if (st < 0) {
+        mma_release(d);
+        if (emulate)
+            return st;
+        snprintf(d->mma_status, sizeof d->mma_status, "disabled: %.480s", quiet.msg);
+        ocl_log(d, AWQ_LOG_INFO, "tensor-core kernels %s; using fp32 tiles", d->mma_status);
+        return 0;
+    }
+    snprintf(d->mma_status, sizeof d->mma_status, "%s, self-test nmse %.3g",
+             emulate ? "emulated" : "enabled", err);
+    ocl_log(d, AWQ_LOG_DEBUG, "tensor-core kernels %s", d->mma_status);
+    return 0;
 }

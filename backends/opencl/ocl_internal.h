@@ -47,6 +47,7 @@ struct ocl_params {
     int cs_n, cs_t;          /* clip_search: channels x token slices */
     int att_wg;              /* attention work-group size */
     int att_wgs;             /* split long KV caches while fewer work-groups would run (0: auto) */
+    int mma;                 /* tensor-core kernels (NVIDIA inline PTX; emulated elsewhere, for tests) */
 };
 
 /* Picks the table row for a device, fits it to the device's limits and applies the overrides of
@@ -96,6 +97,9 @@ struct ocl_dev {
     cl_kernel k[K_COUNT];
     struct ocl_att att[OCL_ATT_VARIANTS];
     int n_att;
+    cl_program mma_prog;      /* tensor-core kernels, NULL when unused or unusable */
+    cl_kernel k_mma_w4, k_mma_f;
+    char mma_status[512];     /* why the tensor-core kernels are used or not (diagnostics) */
     cl_mem dummy;             /* bound to absent optional tensors */
     cl_mem sq_part;           /* OCL_SQ_PARTS accumulators for sq_err */
     cl_mem att_part;          /* partial results of split attention (grown on demand) */
@@ -129,6 +133,8 @@ int ocl_program_build(struct ocl_dev *d, const char *label, const char *src, con
 /* Builds every fixed program and creates its kernels (called from open). */
 int ocl_programs_init(struct ocl_dev *d);
 void ocl_programs_release(struct ocl_dev *d);
+/* The tensor-core program (shaders/gemm_mma.cl), with real or emulated mma instructions. */
+int ocl_mma_program(struct ocl_dev *d, int emulate, cl_program *out);
 /* The attention kernel for head_dim hd (built on first use, then kept). */
 int ocl_attention_kernel(struct ocl_dev *d, int hd, const struct ocl_att **out);
 
@@ -171,6 +177,9 @@ int ocl_w4_create(void *dev, const struct awq_w4_host *src, void **w);
 void ocl_w4_free(void *dev, void *w);
 int ocl_gemm_w4(void *dev, const struct awq_gemm_w4_args *a);
 int ocl_gemm(void *dev, const struct awq_gemm_args *a);
+/* Builds the tensor-core kernels when the parameters ask for them and checks them against the
+ * fp32 kernels; on NVIDIA a build failure or a mismatch only disables them (logged). */
+int ocl_mma_init(struct ocl_dev *d);
 
 int ocl_act_stats(void *dev, const struct awq_act_stats_args *a);
 int ocl_rmsnorm(void *dev, const struct awq_rmsnorm_args *a);

@@ -182,7 +182,7 @@ int ocl_act_stats(void *dev, const struct awq_act_stats_args *a)
     REF(a->max_abs, 4, "max_abs", ma, mao);
     REF(a->sum_sq, 4, "sum_sq", sq, sqo);
     size_t lws[2] = { (size_t)d->p.st_c, (size_t)d->p.st_s };
-    size_t gws[2] = { ocl_round_up((size_t)a->C, lws[0]), lws[1] };
+    size_t gws[2] = { ocl_round_up(((size_t)a->C + 3) / 4, lws[0]), lws[1] };
     return OCL_LAUNCH(d, d->k[K_ACT_STATS], "act_stats", 2, gws, lws, OA_MEM(x), OA_ULONG(xo),
                       OA_INT(xf16), OA_MEM(sa), OA_ULONG(sao), OA_INT(a->sum_abs.buf != NULL),
                       OA_MEM(ma), OA_ULONG(mao), OA_INT(a->max_abs.buf != NULL), OA_MEM(sq),

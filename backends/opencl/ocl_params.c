@@ -17,10 +17,21 @@
  *    large GPUs (256 items, 32 KiB of local memory; about 180 registers per item on sm_90 by
  *    ptxas, no spills), 64 x 64 with 4 x 4 elsewhere, which fits every device with 256-item
  *    work-groups and 16 KiB of local memory.
+ *  - gv_ts x gv_nr: the unquantized GEMV (M <= 4) gives each row of W a team of gv_ts items
+ *    (a warp / wave) reading it coalesced, gv_nr rows per work-group.
  *  - red_wg: 256-item reductions (row norms, sums), 128 on CPUs where items are loop iterations.
+ *  - cs_n x cs_t: clip_search output channels x token slices per work-group.
+ *  - att_wg: attention work-group size (items per block of query rows).
+ *  - st_c x st_s: act_stats items (4 channels each) x row slices; 16 x 16 keeps 64 channels per
+ *    work-group, so even a 4096-channel activation spreads over 64 work-groups with 4 rows of
+ *    loads in flight per item.
  *  - att_wgs: attention splits the keys of a long KV cache over several work-groups (then
  *    combines them) while fewer than this many work-groups would run; 0 = twice the compute
  *    units.
+ *  - mma: the large-M products run on tensor cores (mma.sync TF32 through inline PTX,
+ *    shaders/gemm_mma.cl) on NVIDIA; the kernels are checked against the fp32 ones at open and
+ *    dropped (logged) if they fail to build or disagree. mma=1 on another device emulates the
+ *    instruction, which only serves the tests.
  *
  * The NVIDIA row targets the H100 (sm_90); AMD and Intel rows are estimates from the vendors'
  * optimisation guides, not measurements. Whatever the row, it is fitted to the device's limits
@@ -39,13 +50,13 @@
 #include "ocl_internal.h"
 
 static const struct ocl_params table[] = {
-    /* row      pack ks unr maxm  xs    bm   bn  tm tn  gvts nr  red  stc sts csn cst att att_wgs */
-    { "nvidia",  32, 8, 4, 32,  4096,  128, 128, 8, 8,  32,  8, 256, 32, 8, 32, 8, 128, 0 },
-    { "amd",     64, 4, 4, 32,  4096,  128, 128, 8, 8,  64,  4, 256, 64, 4, 64, 4, 256, 0 },
-    { "intel",   32, 8, 2, 32,  4096,   64,  64, 4, 4,  32,  8, 256, 32, 8, 32, 8, 128, 0 },
-    { "default", 32, 8, 2, 32,  4096,   64,  64, 4, 4,  32,  8, 256, 32, 8, 32, 8, 128, 0 },
-    { "cpu",     32, 4, 2, 32,  4096,   64,  64, 4, 4,  32,  4, 128, 32, 4, 32, 4,  64, 0 },
-    { "small",   16, 4, 2, 16,  1024,   32,  32, 4, 4,  16,  4,  64, 16, 4, 16, 4,  64, 0 },
+    /* row      pack ks unr maxm  xs    bm   bn  tm tn  gvts nr  red  stc sts csn cst att wgs mma */
+    { "nvidia",  32, 8, 4, 32,  4096,  128, 128, 8, 8,  32,  8, 256, 16,16, 32, 8, 128, 0, 1 },
+    { "amd",     64, 4, 4, 32,  4096,  128, 128, 8, 8,  64,  4, 256, 16,16, 64, 4, 256, 0, 0 },
+    { "intel",   32, 8, 2, 32,  4096,   64,  64, 4, 4,  32,  8, 256, 16,16, 32, 8, 128, 0, 0 },
+    { "default", 32, 8, 2, 32,  4096,   64,  64, 4, 4,  32,  8, 256, 16,16, 32, 8, 128, 0, 0 },
+    { "cpu",     32, 4, 2, 32,  4096,   64,  64, 4, 4,  32,  4, 128, 16, 4, 32, 4,  64, 0, 0 },
+    { "small",   16, 4, 2, 16,  1024,   32,  32, 4, 4,  16,  4,  64, 16, 4, 16, 4,  64, 0, 0 },
 };
 
 enum { ROW_NVIDIA, ROW_AMD, ROW_INTEL, ROW_DEFAULT, ROW_CPU, ROW_SMALL, N_ROWS };
@@ -95,8 +106,8 @@ static const char *invalid(const struct ocl_params *p)
     if (!pow2(p->gv_ts) || p->gv_nr <= 0 || !pow2(p->red_wg))
         return "gv_ts and red_wg must be powers of two, gv_nr positive";
     if (p->st_c <= 0 || p->st_s <= 0 || p->cs_n <= 0 || p->cs_t <= 0 || p->att_wg <= 0 ||
-        p->att_wgs < 0)
-        return "st_c, st_s, cs_n, cs_t, att_wg must be positive, att_wgs >= 0";
+        p->att_wgs < 0 || p->mma < 0 || p->mma > 1)
+        return "st_c, st_s, cs_n, cs_t, att_wg must be positive, att_wgs >= 0, mma 0 or 1";
     return NULL;
 }
 
@@ -110,7 +121,7 @@ static int apply_overrides(struct ocl_params *p, const char *spec, char *why, si
 #define F(x) { #x, offsetof(struct ocl_params, x) }
         F(pack_n), F(gemv_ks), F(gemv_unroll), F(gemv_max_m), F(gemv_xs), F(bm), F(bn), F(tm),
         F(tn), F(gv_ts), F(gv_nr), F(red_wg), F(st_c), F(st_s), F(cs_n), F(cs_t), F(att_wg),
-        F(att_wgs),
+        F(att_wgs), F(mma),
 #undef F
     };
     char buf[512];

@@ -384,12 +384,26 @@ void ocl_programs_release(struct ocl_dev *d)
             clReleaseProgram(d->prog[i]);
             d->prog[i] = NULL;
         }
+    if (d->k_mma_w4)
+        clReleaseKernel(d->k_mma_w4);
+    if (d->k_mma_f)
+        clReleaseKernel(d->k_mma_f);
+    if (d->mma_prog)
+        clReleaseProgram(d->mma_prog);
+    d->k_mma_w4 = d->k_mma_f = NULL;
+    d->mma_prog = NULL;
     for (int i = 0; i < d->n_att; i++) {
         clReleaseKernel(d->att[i].k);
         clReleaseKernel(d->att[i].combine);
         clReleaseProgram(d->att[i].prog);
     }
     d->n_att = 0;
+}
+
+int ocl_mma_program(struct ocl_dev *d, int emulate, cl_program *out)
+{
+    return ocl_program_build(d, emulate ? "gemm_mma_emulated" : "gemm_mma", ocl_src_gemm_mma,
+                             emulate ? "-DAWQ_MMA_EMULATE" : "-DAWQ_MMA_PTX", out);
 }
 
 /* ---- attention, one program per head_dim ------------------------------------------------------------ */

@@ -4,6 +4,7 @@ OPENCL_CL_FILES = \
 	shaders/common.cl \
 	shaders/gemm_w4.cl \
 	shaders/gemm.cl \
+	shaders/gemm_mma.cl \
 	shaders/nn.cl \
 	shaders/quant.cl \
 	shaders/attention.cl
