@@ -3,7 +3,8 @@
  * reference), on fresh random inputs (seed printed; AWQ_TEST_SEED replays) and odd shapes, with
  * every output poisoned (NaN bytes) before the op runs. Exits 77 (skip) when the backend has no
  * usable device. AWQ_PARITY_LARGE=1 adds the large shapes of a real GPU run (K = 11008,
- * N = 28672, M = 4096), checked on sampled rows.
+ * N = 28672, M = 4096), checked on sampled rows. AWQ_PARITY_QUICK=1 keeps about a third of the
+ * shapes (for suites that rerun parity many times, e.g. under every OpenCL parameter row).
  *
  * Runs without fork: PoCL hangs in a forked child once the parent has enumerated OpenCL devices.
  */
@@ -27,7 +28,13 @@
 static awq_context *ctx;
 static awq_device *ref, *dut;
 static uint64_t rng;
-static int large;
+static int large, quick;
+
+/* In quick mode only every third case runs (the first always does). */
+static int skip_case(size_t i)
+{
+    return quick && i % 3 != 0;
+}
 
 /* A tensor that exists on both devices. side 0 = reference (CPU), side 1 = device under test. */
 struct pair {
@@ -283,6 +290,10 @@ START_TEST(test_gemm_w4)
     int i = 0;
     for (size_t m = 0; m < 4; m++)
         for (size_t kn = 0; kn < 5; kn++) {
+            if (skip_case((size_t)i)) {
+                i++;
+                continue;
+            }
             struct w4_case c = { Ms[m], KNs[kn][0], KNs[kn][1], Gs[i % 3],
                                  i % 2 ? AWQ_DTYPE_F16 : AWQ_DTYPE_F32,
                                  i % 4 >= 2 ? AWQ_DTYPE_F16 : AWQ_DTYPE_F32, i % 3 == 1, i % 5 == 2 };
@@ -347,6 +358,8 @@ START_TEST(test_gemm)
                                      { 130, 64, 172 }, { 1, 4096, 4096 }, { 512, 512, 64 } };
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
         for (int t = 0; t < 4; t++) {
+            if (skip_case(i * 4 + (size_t)t))
+                continue;
             int M = shapes[i][0], N = shapes[i][1], K = shapes[i][2];
             awq_dtype xt = t & 1 ? AWQ_DTYPE_F16 : AWQ_DTYPE_F32;
             awq_dtype wt = t & 2 ? AWQ_DTYPE_F16 : AWQ_DTYPE_F32;
@@ -454,6 +467,8 @@ START_TEST(test_attention)
         { 1, 5, 33, 4, 4, 128 }, { 3, 64, 64, 8, 8, 8 },  { 1, 513, 513, 2, 1, 64 },
         { 2, 100, 100, 8, 4, 8 }, { 1, 1, 1000, 32, 8, 128 } };
     for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
+        if (skip_case(i))
+            continue;
         int ns = cs[i][0], ql = cs[i][1], kl = cs[i][2], H = cs[i][3], KH = cs[i][4], hd = cs[i][5];
         size_t qn = (size_t)ns * ql * H * hd, kn = (size_t)ns * kl * KH * hd;
         struct pair q = pair_random(qn, -2, 2), k = pair_random(kn, -2, 2), v = pair_random(kn, -1, 1);
@@ -638,6 +653,8 @@ int main(void)
     rng = tu_seed();
     const char *l = getenv("AWQ_PARITY_LARGE");
     large = l && *l && strcmp(l, "0") != 0;
+    const char *q = getenv("AWQ_PARITY_QUICK");
+    quick = q && *q && strcmp(q, "0") != 0;
     if (awq_context_create(NULL, &ctx) != 0)
         return 99;
     if (awq_device_open(ctx, PARITY_BACKEND, -1, &dut) != 0) {
