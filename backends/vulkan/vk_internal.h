@@ -122,7 +122,7 @@ struct vk_phys {
  * each device reports the ones it has not seen yet as an error of its next call. */
 struct vk_msgsink {
     unsigned long count;
-    char last[512];
+    char last[1024];
 };
 
 struct vk_state {
@@ -187,6 +187,7 @@ struct vk_spirv {
     const uint32_t *code[2];
     size_t size[2];
     int bindings;                  /* storage buffers the shader declares (0..n-1) */
+    uint32_t writes;               /* bit i: binding i is declared writable */
 };
 extern const struct vk_spirv awq_vk_spirv[VKS_COUNT];
 
@@ -202,6 +203,13 @@ struct vk_pipe {
     VkPipeline pipe;
 };
 
+/* A byte range of a buffer written since the last barrier (hazard tracking within a frame). */
+struct vk_span {
+    VkBuffer buf;
+    size_t lo, hi;
+};
+#define VK_MAX_SPANS 32
+
 struct vk_frame {
     VkCommandBuffer cmd;
     VkFence fence;
@@ -211,6 +219,8 @@ struct vk_frame {
     uint32_t dispatches;
     int submitted;                 /* fence pending */
     VkPipeline bound;              /* last pipeline bound while recording */
+    struct vk_span written[VK_MAX_SPANS];
+    int n_written;                 /* -1: too many to track (the next dispatch gets a barrier) */
 };
 
 /* A buffer freed while the GPU may still use it: released once `serial` completes. */

@@ -89,6 +89,7 @@ static int frame_wait(struct vk_dev *d, struct vk_frame *f)
 
 static void record_barrier(struct vk_dev *d, struct vk_frame *f)
 {
+    f->n_written = 0;
     VkMemoryBarrier mb = {
         .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
         .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT | VK_ACCESS_HOST_WRITE_BIT,
@@ -284,6 +285,16 @@ int awq_vk_dispatch(struct vk_dev *d, int shader, const uint32_t *spec, int n_sp
     VK_TRY(awq_vk_pipeline(d, shader, spec, n_spec, &pipe));
     VK_TRY(frame_begin(d));
     struct vk_frame *f = &d->frames[d->cur];
+    /* Chunks of one op run without barriers between them unless their windows overlap bytes an
+     * earlier dispatch may have written (windows start aligned down, so neighbours can share a
+     * few bytes; column chunks of a product share rows of Y). */
+    int hazard = f->n_written < 0;
+    for (int i = 0; i < n_args && !hazard; i++)
+        for (int k = 0; k < f->n_written && !hazard; k++)
+            hazard = f->written[k].buf == args[i].b->buf && args[i].off < f->written[k].hi &&
+                     f->written[k].lo < args[i].off + args[i].range;
+    if (hazard)
+        record_barrier(d, f);
     if (f->sets >= VK_SETS_PER_FRAME) {
         VK_TRY(awq_vk_flush(d));
         VK_TRY(frame_begin(d));
@@ -333,5 +344,14 @@ int awq_vk_dispatch(struct vk_dev *d, int shader, const uint32_t *spec, int n_sp
                                  (uint32_t)((push_size + 3) & ~(size_t)3), push);
     d->fn.vkCmdDispatch(f->cmd, gx, gy, gz);
     f->dispatches++;
+    for (int i = 0; i < n_args; i++) {
+        if (!(awq_vk_spirv[shader].writes & (1u << i)) || f->n_written < 0)
+            continue;
+        if (f->n_written == VK_MAX_SPANS)
+            f->n_written = -1;
+        else
+            f->written[f->n_written++] = (struct vk_span){ args[i].b->buf, args[i].off,
+                                                           args[i].off + args[i].range };
+    }
     return 0;
 }
