@@ -217,6 +217,7 @@ struct vk_frame {
     uint64_t serial;
     uint32_t sets;                 /* descriptor sets allocated from pool */
     uint32_t dispatches;
+    uint64_t work;                 /* bytes of tensors bound so far (a proxy for GPU time) */
     int submitted;                 /* fence pending */
     VkPipeline bound;              /* last pipeline bound while recording */
     struct vk_span written[VK_MAX_SPANS];
@@ -318,6 +319,8 @@ int awq_vk_dispatch(struct vk_dev *d, int shader, const uint32_t *spec, int n_sp
 /* The command buffer of the open frame (opening one when needed). */
 int awq_vk_cmd(struct vk_dev *d, VkCommandBuffer *cmd);
 void awq_vk_touch(struct vk_dev *d, struct vk_buf *b);
+/* Counts bytes moved by a transfer command towards the frame's submission threshold. */
+void awq_vk_work(struct vk_dev *d, size_t bytes);
 /* Submits the open frame, if any. */
 int awq_vk_flush(struct vk_dev *d);
 /* Waits until the frame with `serial` has completed (submitting it first if still open). */

@@ -14,7 +14,13 @@
 
 #include "vk_internal.h"
 
-#define FLUSH_DISPATCHES 48
+/* Submission policy: a frame is submitted once it holds FLUSH_DISPATCHES dispatches or binds
+ * FLUSH_BYTES of tensors (roughly the memory traffic of a few microseconds of GPU time), or when
+ * the GPU has gone idle and the frame holds at least IDLE_BYTES: few submissions per token in
+ * decode, while the GPU never waits long for work. */
+#define FLUSH_DISPATCHES 64
+#define FLUSH_BYTES ((uint64_t)64 << 20)
+#define IDLE_BYTES ((uint64_t)1 << 20)
 
 int awq_vk_queue_init(struct vk_dev *d)
 {
@@ -128,6 +134,7 @@ static int frame_begin(struct vk_dev *d)
     f->serial = d->serial_next++;
     f->sets = 0;
     f->dispatches = 0;
+    f->work = 0;
     f->bound = VK_NULL_HANDLE;
     d->cur = d->next;
     d->next = (d->next + 1) % VK_FRAMES;
@@ -242,7 +249,7 @@ int awq_vk_op_end(struct vk_dev *d)
     if (d->cur < 0)
         return awq_vk_check_messages(d);
     struct vk_frame *f = &d->frames[d->cur];
-    if (f->dispatches >= FLUSH_DISPATCHES || gpu_idle(d))
+    if (f->dispatches >= FLUSH_DISPATCHES || f->work >= FLUSH_BYTES || (f->work >= IDLE_BYTES && gpu_idle(d)))
         VK_TRY(awq_vk_flush(d));
     return awq_vk_check_messages(d);
 }
@@ -267,6 +274,12 @@ void awq_vk_touch(struct vk_dev *d, struct vk_buf *b)
 {
     if (b && d->cur >= 0)
         b->last_use = d->frames[d->cur].serial;
+}
+
+void awq_vk_work(struct vk_dev *d, size_t bytes)
+{
+    if (d->cur >= 0)
+        d->frames[d->cur].work += bytes;
 }
 
 int awq_vk_dispatch(struct vk_dev *d, int shader, const uint32_t *spec, int n_spec,
@@ -331,6 +344,7 @@ int awq_vk_dispatch(struct vk_dev *d, int shader, const uint32_t *spec, int n_sp
             .pBufferInfo = &bi[i],
         };
         args[i].b->last_use = f->serial;
+        f->work += args[i].range;
     }
     d->fn.vkUpdateDescriptorSets(d->dev, (uint32_t)n_args, w, 0, NULL);
     if (f->bound != pipe) {
