@@ -6,12 +6,15 @@
  * rest of libawq and sees a clear "Vulkan loader not found" from this backend's init().
  *
  * Environment knobs (read at init/open; all optional):
- *   AWQ_VK_VALIDATION=1      enable VK_LAYER_KHRONOS_validation when installed; its messages become
- *                            errors of the next call on the device
+ *   AWQ_VK_VALIDATION=1      enable VK_LAYER_KHRONOS_validation when installed; its error messages
+ *                            become errors of the next call on the device
  *   AWQ_VK_DISABLE=a,b       force fallbacks: "fast" (16-bit storage/fp16/subgroup SPIR-V variant),
- *                            "uma" (direct host mapping of device buffers), "coopmat"
+ *                            "uma" (direct host mapping of device buffers), "coopmat" (tensor cores)
  *   AWQ_VK_MAX_RANGE=bytes   pretend maxStorageBufferRange is smaller (exercises chunked dispatch)
  *   AWQ_VK_STAGING=bytes     staging buffer size (default 64 MiB)
+ *   AWQ_VK_TUNE=k=v,...      override the vendor table (vk_pipeline.c) for tuning runs: wg, gemv_wg,
+ *                            gemv_kt, gemv_threads, bm, bn, bk, tm, tn, attn_bq, attn_bkv, attn_dc,
+ *                            attn_dv, attn_target_wgs (powers of two)
  */
 #ifndef AWQ_VK_INTERNAL_H
 #define AWQ_VK_INTERNAL_H
