@@ -589,11 +589,12 @@ START_TEST(test_sq_err_scale_cols)
 {
     static const size_t ns[] = { 1, 1000, (1u << 20) + 3 };
     for (size_t i = 0; i < 3; i++) {
-        struct pair a = pair_random(ns[i], -1, 1), b = pair_random(ns[i], -1, 1), o = pair_out(4);
-        RUN(sq_err, .n = ns[i], .a = at(&a, side), .b = at(&b, side), .out = at(&o, side));
+        /* not named a/b: RUN declares the argument struct `a` */
+        struct pair pa = pair_random(ns[i], -1, 1), pb = pair_random(ns[i], -1, 1), o = pair_out(4);
+        RUN(sq_err, .n = ns[i], .a = at(&pa, side), .b = at(&pb, side), .out = at(&o, side));
         expect_close("sq_err", &o, 1, AWQ_DTYPE_F32, 1e-10);
-        pair_free(&a);
-        pair_free(&b);
+        pair_free(&pa);
+        pair_free(&pb);
         pair_free(&o);
     }
     static const int cs[][2] = { { 1, 64 }, { 17, 300 }, { 513, 4096 } };

@@ -13,6 +13,13 @@ static inline struct awq_tref awq_ref(struct awq_buffer *b, size_t elem_off, awq
     return r;
 }
 
+/* The whole of a buffer, from offset 0. */
+static inline struct awq_tref awq_at(struct awq_buffer *b)
+{
+    struct awq_tref r = { b, 0 };
+    return r;
+}
+
 int awq_op_copy(struct awq_device *dev, struct awq_tref src, struct awq_tref dst, size_t bytes);
 int awq_op_zero(struct awq_device *dev, struct awq_tref dst, size_t bytes);
 int awq_op_write(struct awq_device *dev, struct awq_tref dst, const void *src, size_t bytes);

@@ -16,12 +16,6 @@
 #include "util/file.h"
 #include "util/half.h"
 
-#define TRY(x)              \
-    do {                    \
-        int st_ = (x);      \
-        if (st_ < 0)        \
-            return st_;     \
-    } while (0)
 
 int awq_ckpt_add(struct awq_ckpt *c, const char *name, awq_dtype dtype, int ndim, const int64_t *shape,
                  const void *data, size_t nbytes, struct awq_errbuf *err)
@@ -144,7 +138,7 @@ static int dir_is_replaceable(const char *path)
 int awq_ckpt_check_target(const char *out_dir, struct awq_errbuf *err)
 {
     char parent[4096], base[4096];
-    TRY(split_path(out_dir, parent, base, sizeof parent, err));
+    AWQ_TRY(split_path(out_dir, parent, base, sizeof parent, err));
     struct stat st;
     if (stat(parent, &st) != 0 || !S_ISDIR(st.st_mode))
         return awq_err_set(err, AWQ_ERR_IO, "%s: the parent directory %s does not exist", out_dir, parent);
@@ -164,7 +158,7 @@ static int copy_file(const char *src, const char *dst, struct awq_errbuf *err)
 {
     char *data;
     size_t len;
-    TRY(awq_read_file(src, (size_t)1 << 31, &data, &len, err));
+    AWQ_TRY(awq_read_file(src, (size_t)1 << 31, &data, &len, err));
     int st = 0;
     FILE *f = fopen(dst, "wb");
     if (!f || fwrite(data, 1, len, f) != len || fflush(f) != 0 || fsync(fileno(f)) != 0)
@@ -191,11 +185,25 @@ static int write_json(const char *path, json_t *j, struct awq_errbuf *err)
 static int write_config(const struct awq_ckpt *c, const char *src_dir, const char *dir, struct awq_errbuf *err)
 {
     char path[4096];
-    TRY(awq_path_join(path, sizeof path, src_dir, "config.json", err));
     json_error_t je;
-    json_t *root = json_load_file(path, JSON_PRESERVE_ORDER, &je);
-    if (!root)
-        return awq_err_set(err, AWQ_ERR_BAD_JSON, "%s: %s", path, je.text);
+    json_t *root;
+    if (c->config_json) {
+        root = json_loads(c->config_json, JSON_PRESERVE_ORDER, &je);
+        if (!root)
+            return awq_err_set(err, AWQ_ERR_BAD_JSON, "config: %s", je.text);
+    } else {
+        AWQ_TRY(awq_path_join(path, sizeof path, src_dir, "config.json", err));
+        root = json_load_file(path, JSON_PRESERVE_ORDER, &je);
+        if (!root)
+            return awq_err_set(err, AWQ_ERR_BAD_JSON, "%s: %s", path, je.text);
+    }
+    if (c->unquantized) {
+        int st = awq_path_join(path, sizeof path, dir, "config.json", err);
+        if (st == 0)
+            st = write_json(path, root, err);
+        json_decref(root);
+        return st;
+    }
     json_t *q = json_object(), *nc = json_array();
     json_object_set_new(q, "quant_method", json_string("awq"));
     json_object_set_new(q, "bits", json_integer(4));
@@ -222,10 +230,10 @@ static int copy_tokenizer(const char *src_dir, const char *dir, struct awq_errbu
                                    "added_tokens.json" };
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         char src[4096], dst[4096];
-        TRY(awq_path_join(src, sizeof src, src_dir, files[i], err));
-        TRY(awq_path_join(dst, sizeof dst, dir, files[i], err));
+        AWQ_TRY(awq_path_join(src, sizeof src, src_dir, files[i], err));
+        AWQ_TRY(awq_path_join(dst, sizeof dst, dir, files[i], err));
         if (access(src, R_OK) == 0)
-            TRY(copy_file(src, dst, err));
+            AWQ_TRY(copy_file(src, dst, err));
     }
     return 0;
 }
@@ -348,9 +356,9 @@ static int swap_in(const char *tmp, const char *out_dir, const char *parent, con
 int awq_ckpt_write(const struct awq_ckpt *c, const char *src_dir, const char *out_dir, int (*cancel)(void *),
                    void *cancel_user, struct awq_errbuf *err)
 {
-    TRY(awq_ckpt_check_target(out_dir, err));
+    AWQ_TRY(awq_ckpt_check_target(out_dir, err));
     char parent[4096], base[4096], tmp[4096];
-    TRY(split_path(out_dir, parent, base, sizeof parent, err));
+    AWQ_TRY(split_path(out_dir, parent, base, sizeof parent, err));
     if (snprintf(tmp, sizeof tmp, "%s/.%s.tmp-XXXXXX", parent, base) >= (int)sizeof tmp || !mkdtemp(tmp))
         return awq_err_set(err, AWQ_ERR_IO, "%s: cannot create a temporary directory in %s: %s", out_dir, parent,
                            strerror(errno));
@@ -358,7 +366,7 @@ int awq_ckpt_write(const struct awq_ckpt *c, const char *src_dir, const char *ou
     int st = write_shards(c, tmp, cancel, cancel_user, err);
     if (st == 0)
         st = write_config(c, src_dir, tmp, err);
-    if (st == 0)
+    if (st == 0 && src_dir)
         st = copy_tokenizer(src_dir, tmp, err);
     if (st == 0 && fsync_dir(tmp) != 0)
         st = awq_err_set(err, AWQ_ERR_IO, "%s: fsync: %s", tmp, strerror(errno));

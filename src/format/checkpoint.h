@@ -28,6 +28,8 @@ struct awq_ckpt {
     int group_size;
     int keep_dtype;          /* torch_dtype stays as in the source config */
     uint64_t shard_bytes;
+    int unquantized;         /* a plain model: no quantization_config */
+    const char *config_json; /* config.json text to start from instead of <src_dir>/config.json */
     const char *meta_keys[8];
     const char *meta_vals[8];
     int n_meta;
@@ -45,8 +47,8 @@ void awq_ckpt_free(struct awq_ckpt *c);
  * writable, or an existing path that is not a directory holding a config.json (or empty). */
 int awq_ckpt_check_target(const char *out_dir, struct awq_errbuf *err);
 
-/* Writes everything; src_dir gives config.json and the tokenizer files. `cancel` (optional) is
- * polled between files. */
+/* Writes everything; src_dir (may be NULL with config_json) gives config.json and the tokenizer
+ * files. `cancel` (optional) is polled between files. */
 int awq_ckpt_write(const struct awq_ckpt *c, const char *src_dir, const char *out_dir,
                    int (*cancel)(void *), void *cancel_user, struct awq_errbuf *err);
 

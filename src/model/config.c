@@ -80,12 +80,6 @@ static int get_token_id(json_t *root, const char *key, int *out)
     return 0;
 }
 
-#define TRY(x)              \
-    do {                    \
-        int st_ = (x);      \
-        if (st_ < 0)        \
-            return st_;     \
-    } while (0)
 
 static int parse_arch(json_t *root, const char *origin, struct awq_model_config *c, struct awq_errbuf *err)
 {
@@ -127,16 +121,16 @@ static int parse_rope(json_t *root, const char *origin, struct awq_model_config 
         kind = get_str(rs, "type");
     if (!kind || !strcmp(kind, "default"))
         return 0;
-    TRY(get_float(rs, origin, "factor", 1.0, 1e-3, 1e6, &c->rope_factor, err));
+    AWQ_TRY(get_float(rs, origin, "factor", 1.0, 1e-3, 1e6, &c->rope_factor, err));
     if (!strcmp(kind, "linear")) {
         c->rope_kind = AWQ_ROPE_LINEAR;
         return 0;
     }
     if (!strcmp(kind, "llama3")) {
         c->rope_kind = AWQ_ROPE_LLAMA3;
-        TRY(get_float(rs, origin, "low_freq_factor", 1.0, 1e-6, 1e6, &c->rope_low_freq, err));
-        TRY(get_float(rs, origin, "high_freq_factor", 4.0, 1e-6, 1e6, &c->rope_high_freq, err));
-        TRY(get_int(rs, origin, "original_max_position_embeddings", 8192, 1, 1 << 24, &c->rope_orig_max_pos, err));
+        AWQ_TRY(get_float(rs, origin, "low_freq_factor", 1.0, 1e-6, 1e6, &c->rope_low_freq, err));
+        AWQ_TRY(get_float(rs, origin, "high_freq_factor", 4.0, 1e-6, 1e6, &c->rope_high_freq, err));
+        AWQ_TRY(get_int(rs, origin, "original_max_position_embeddings", 8192, 1, 1 << 24, &c->rope_orig_max_pos, err));
         if (c->rope_high_freq <= c->rope_low_freq)
             return awq_err_set(err, AWQ_ERR_BAD_CONFIG, "%s: rope_scaling high_freq_factor must exceed low_freq_factor", origin);
         return 0;
@@ -155,9 +149,9 @@ static int parse_quant(json_t *q, const char *origin, struct awq_model_config *c
         return awq_err_set(err, AWQ_ERR_UNSUPPORTED, "%s: quant_method \"%s\" is not supported (only awq)",
                            origin, method ? method : "?");
     int bits, zp = 1;
-    TRY(get_int(q, origin, old_style ? "w_bit" : "bits", 4, 1, 64, &bits, err));
-    TRY(get_int(q, origin, old_style ? "q_group_size" : "group_size", -2, -1, 1 << 20, &c->group_size, err));
-    TRY(get_bool(q, origin, "zero_point", 1, &zp, err));
+    AWQ_TRY(get_int(q, origin, old_style ? "w_bit" : "bits", 4, 1, 64, &bits, err));
+    AWQ_TRY(get_int(q, origin, old_style ? "q_group_size" : "group_size", -2, -1, 1 << 20, &c->group_size, err));
+    AWQ_TRY(get_bool(q, origin, "zero_point", 1, &zp, err));
     const char *ver = get_str(q, "version");
     if (bits != 4 || !zp || (ver && strcasecmp(ver, "gemm")))
         return awq_err_set(err, AWQ_ERR_UNSUPPORTED, "%s: AWQ variant bits=%d zero_point=%s version=%s is not "
@@ -190,35 +184,35 @@ static int parse_root(json_t *root, const char *origin, struct awq_model_config 
 {
     if (!json_is_object(root))
         return awq_err_set(err, AWQ_ERR_BAD_CONFIG, "%s: not a JSON object", origin);
-    TRY(parse_arch(root, origin, c, err));
+    AWQ_TRY(parse_arch(root, origin, c, err));
     const char *act = get_str(root, "hidden_act");
     if (act && strcmp(act, "silu"))
         return awq_err_set(err, AWQ_ERR_UNSUPPORTED, "%s: hidden_act \"%s\" is not supported (only silu)", origin, act);
     const int big = 1 << 20;
-    TRY(get_int(root, origin, "hidden_size", -2, 1, big, &c->hidden, err));
-    TRY(get_int(root, origin, "intermediate_size", -2, 1, 4 * big, &c->intermediate, err));
-    TRY(get_int(root, origin, "num_hidden_layers", -2, 1, 4096, &c->n_layers, err));
-    TRY(get_int(root, origin, "num_attention_heads", -2, 1, 4096, &c->n_heads, err));
-    TRY(get_int(root, origin, "num_key_value_heads", c->n_heads, 1, 4096, &c->n_kv_heads, err));
+    AWQ_TRY(get_int(root, origin, "hidden_size", -2, 1, big, &c->hidden, err));
+    AWQ_TRY(get_int(root, origin, "intermediate_size", -2, 1, 4 * big, &c->intermediate, err));
+    AWQ_TRY(get_int(root, origin, "num_hidden_layers", -2, 1, 4096, &c->n_layers, err));
+    AWQ_TRY(get_int(root, origin, "num_attention_heads", -2, 1, 4096, &c->n_heads, err));
+    AWQ_TRY(get_int(root, origin, "num_key_value_heads", c->n_heads, 1, 4096, &c->n_kv_heads, err));
     if (c->hidden % c->n_heads && !json_object_get(root, "head_dim"))
         return awq_err_set(err, AWQ_ERR_BAD_CONFIG, "%s: hidden_size %d is not a multiple of num_attention_heads %d "
                            "and no head_dim is given", origin, c->hidden, c->n_heads);
-    TRY(get_int(root, origin, "head_dim", c->hidden / c->n_heads, 2, 1024, &c->head_dim, err));
-    TRY(get_int(root, origin, "vocab_size", -2, 1, 1 << 24, &c->vocab, err));
-    TRY(get_int(root, origin, "max_position_embeddings", 2048, 1, 1 << 24, &c->max_pos, err));
-    TRY(get_float(root, origin, "rms_norm_eps", 1e-6, 0, 1, &c->rms_eps, err));
-    TRY(get_float(root, origin, "rope_theta", 10000.0, 1.0, 1e12, &c->rope_theta, err));
-    TRY(get_bool(root, origin, "tie_word_embeddings", 0, &c->tie_embeddings, err));
+    AWQ_TRY(get_int(root, origin, "head_dim", c->hidden / c->n_heads, 2, 1024, &c->head_dim, err));
+    AWQ_TRY(get_int(root, origin, "vocab_size", -2, 1, 1 << 24, &c->vocab, err));
+    AWQ_TRY(get_int(root, origin, "max_position_embeddings", 2048, 1, 1 << 24, &c->max_pos, err));
+    AWQ_TRY(get_float(root, origin, "rms_norm_eps", 1e-6, 0, 1, &c->rms_eps, err));
+    AWQ_TRY(get_float(root, origin, "rope_theta", 10000.0, 1.0, 1e12, &c->rope_theta, err));
+    AWQ_TRY(get_bool(root, origin, "tie_word_embeddings", 0, &c->tie_embeddings, err));
     int qwen2 = !strcmp(c->model_type, "qwen2");
-    TRY(get_bool(root, origin, "attention_bias", qwen2, &c->qkv_bias, err));
+    AWQ_TRY(get_bool(root, origin, "attention_bias", qwen2, &c->qkv_bias, err));
     c->o_bias = qwen2 ? 0 : c->qkv_bias;   /* Qwen2: bias on q/k/v only; Llama: on all four */
-    TRY(get_bool(root, origin, "mlp_bias", 0, &c->mlp_bias, err));
+    AWQ_TRY(get_bool(root, origin, "mlp_bias", 0, &c->mlp_bias, err));
     if (c->n_heads % c->n_kv_heads)
         return awq_err_set(err, AWQ_ERR_BAD_CONFIG, "%s: num_attention_heads %d is not a multiple of "
                            "num_key_value_heads %d", origin, c->n_heads, c->n_kv_heads);
     if (c->head_dim % 2)
         return awq_err_set(err, AWQ_ERR_BAD_CONFIG, "%s: head_dim %d must be even for rotary embeddings", origin, c->head_dim);
-    TRY(parse_rope(root, origin, c, err));
+    AWQ_TRY(parse_rope(root, origin, c, err));
     json_t *sw = json_object_get(root, "sliding_window");
     c->sliding_window = json_is_integer(sw) && json_integer_value(sw) > 0 && json_integer_value(sw) < big * 16
                             ? (int)json_integer_value(sw) : 0;
@@ -233,7 +227,7 @@ static int parse_root(json_t *root, const char *origin, struct awq_model_config 
     snprintf(c->torch_dtype, sizeof c->torch_dtype, "%s", dt ? dt : "");
     json_t *q = json_object_get(root, "quantization_config");
     if (q && !json_is_null(q))
-        TRY(parse_quant(q, origin, c, 0, err));
+        AWQ_TRY(parse_quant(q, origin, c, 0, err));
     return 0;
 }
 

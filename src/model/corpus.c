@@ -163,6 +163,10 @@ int awq_calib_blocks(const struct awq_tok *tok, const char *path, awq_calib_form
         return st;
     if (fmt == AWQ_CALIB_FORMAT_AUTO)
         fmt = all_ids(text, len) ? AWQ_CALIB_FORMAT_IDS : AWQ_CALIB_FORMAT_TEXT;
+    if (fmt == AWQ_CALIB_FORMAT_TEXT && !tok) {
+        free(text);
+        return awq_err_set(err, AWQ_ERR_NOT_FOUND, "%s: text calibration data needs the model's tokenizer", path);
+    }
     enum awq_doc_split mode = fmt == AWQ_CALIB_FORMAT_IDS || !has_blank_line(text, len) ? AWQ_SPLIT_LINES
                                                                                   : AWQ_SPLIT_PARAGRAPHS;
     struct ids all = { 0 }, doc = { 0 };

@@ -7,22 +7,11 @@
 #include "model/forward.h"
 #include "util/half.h"
 
-#define TRY(x)              \
-    do {                    \
-        int st_ = (x);      \
-        if (st_ < 0)        \
-            return st_;     \
-    } while (0)
 
-static struct awq_tref R(awq_buffer *b)
-{
-    struct awq_tref r = { b, 0 };
-    return r;
-}
 
 int awq_upload_f32(struct awq_device *dev, const float *src, size_t n, awq_buffer **out)
 {
-    TRY(awq_buffer_create(dev, n * sizeof(float), out));
+    AWQ_TRY(awq_buffer_create(dev, n * sizeof(float), out));
     int st = awq_buffer_write(*out, 0, src, n * sizeof(float));
     if (st < 0) {
         awq_buffer_destroy(*out);
@@ -75,9 +64,9 @@ int awq_dlinear_upload(struct awq_device *dev, struct awq_dlinear *l, int in, in
     l->out = out;
     l->wt = wt;
     size_t n = (size_t)in * out;
-    TRY(awq_buffer_create(dev, n * awq_dtype_size(wt), &l->w));
+    AWQ_TRY(awq_buffer_create(dev, n * awq_dtype_size(wt), &l->w));
     if (bias)
-        TRY(awq_buffer_create(dev, (size_t)out * sizeof(float), &l->bias));
+        AWQ_TRY(awq_buffer_create(dev, (size_t)out * sizeof(float), &l->bias));
     return awq_dlinear_update(dev, l, w, bias);
 }
 
@@ -119,7 +108,7 @@ int awq_dlinear_from_host(struct awq_device *dev, struct awq_dlinear *l, const s
     l->in = h->in;
     l->out = h->out;
     if (h->bias)
-        TRY(upload_tensor_f32(dev, h->bias, &l->bias));
+        AWQ_TRY(upload_tensor_f32(dev, h->bias, &l->bias));
     if (h->qweight && !dequantize) {
         struct awq_w4_host w4 = { h->in, h->out, group_size, h->qweight->data, h->qzeros->data, h->scales->data };
         return awq_op_w4_create(dev, &w4, &l->q);
@@ -151,10 +140,10 @@ int awq_dlayer_from_host(struct awq_device *dev, struct awq_dlayer *L, const str
 {
     memset(L, 0, sizeof *L);
     const struct awq_hlayer *h = &m->layers[layer];
-    TRY(upload_tensor_f32(dev, h->ln1, &L->ln1));
-    TRY(upload_tensor_f32(dev, h->ln2, &L->ln2));
+    AWQ_TRY(upload_tensor_f32(dev, h->ln1, &L->ln1));
+    AWQ_TRY(upload_tensor_f32(dev, h->ln2, &L->ln2));
     for (int k = 0; k < AWQ_LIN_COUNT; k++)
-        TRY(awq_dlinear_from_host(dev, &L->lin[k], &h->lin[k], m->cfg.group_size, dequantize, wt));
+        AWQ_TRY(awq_dlinear_from_host(dev, &L->lin[k], &h->lin[k], m->cfg.group_size, dequantize, wt));
     return 0;
 }
 
@@ -176,7 +165,7 @@ int awq_linear(struct awq_fwd *f, const struct awq_dlinear *l, int T, struct awq
         return awq_op_gemm_w4(f->dev, &a);
     }
     struct awq_gemm_args a = { .M = T, .N = l->out, .K = l->in, .x_type = AWQ_DTYPE_F32, .w_type = l->wt,
-                               .y_type = AWQ_DTYPE_F32, .x = x, .w = R(l->w), .y = y, .bias = bias };
+                               .y_type = AWQ_DTYPE_F32, .x = x, .w = awq_at(l->w), .y = y, .bias = bias };
     return awq_op_gemm(f->dev, &a);
 }
 
@@ -188,32 +177,32 @@ int awq_attn_sub(struct awq_fwd *f, const struct awq_dlayer *L, int n_seq, int s
     if (T > f->cap_T || (kv && (n_seq != 1 || pos0 + seq_len > kv->cap)))
         return awq_err_set(&f->dev->err, AWQ_ERR_INVALID_ARGUMENT,
                            "attention: %d tokens exceed the scratch or KV cache capacity", T);
-    TRY(awq_linear(f, &L->lin[AWQ_LIN_Q], T, x, R(f->q)));
-    TRY(awq_linear(f, &L->lin[AWQ_LIN_K], T, x, R(f->k)));
-    TRY(awq_linear(f, &L->lin[AWQ_LIN_V], T, x, R(f->v)));
+    AWQ_TRY(awq_linear(f, &L->lin[AWQ_LIN_Q], T, x, awq_at(f->q)));
+    AWQ_TRY(awq_linear(f, &L->lin[AWQ_LIN_K], T, x, awq_at(f->k)));
+    AWQ_TRY(awq_linear(f, &L->lin[AWQ_LIN_V], T, x, awq_at(f->v)));
     struct awq_rope_args rq = { .T = T, .n_heads = c->n_heads, .head_dim = hd, .pos0 = kv ? pos0 : 0,
-                                .seq_len = kv ? T : seq_len, .x = R(f->q), .inv_freq = R(f->inv_freq) };
-    TRY(awq_op_rope(f->dev, &rq));
+                                .seq_len = kv ? T : seq_len, .x = awq_at(f->q), .inv_freq = awq_at(f->inv_freq) };
+    AWQ_TRY(awq_op_rope(f->dev, &rq));
     struct awq_rope_args rk = rq;
     rk.n_heads = c->n_kv_heads;
-    rk.x = R(f->k);
-    TRY(awq_op_rope(f->dev, &rk));
-    struct awq_tref K = R(f->k), V = R(f->v);
+    rk.x = awq_at(f->k);
+    AWQ_TRY(awq_op_rope(f->dev, &rk));
+    struct awq_tref K = awq_at(f->k), V = awq_at(f->v);
     int kv_len = seq_len;
     if (kv) {
         size_t row = (size_t)c->n_kv_heads * hd * sizeof(float);
         struct awq_tref dk = { kv->k, (size_t)pos0 * row }, dv = { kv->v, (size_t)pos0 * row };
-        TRY(awq_op_copy(f->dev, R(f->k), dk, (size_t)T * row));
-        TRY(awq_op_copy(f->dev, R(f->v), dv, (size_t)T * row));
-        K = R(kv->k);
-        V = R(kv->v);
+        AWQ_TRY(awq_op_copy(f->dev, awq_at(f->k), dk, (size_t)T * row));
+        AWQ_TRY(awq_op_copy(f->dev, awq_at(f->v), dv, (size_t)T * row));
+        K = awq_at(kv->k);
+        V = awq_at(kv->v);
         kv_len = pos0 + seq_len;
     }
-    struct awq_tref att = rec_att.buf ? rec_att : R(f->att);
+    struct awq_tref att = rec_att.buf ? rec_att : awq_at(f->att);
     struct awq_attention_args a = { .n_seq = n_seq, .q_len = seq_len, .kv_len = kv_len, .n_heads = c->n_heads,
                                     .n_kv_heads = c->n_kv_heads, .head_dim = hd,
-                                    .scale = 1.0f / sqrtf((float)hd), .q = R(f->q), .k = K, .v = V, .out = att };
-    TRY(awq_op_attention(f->dev, &a));
+                                    .scale = 1.0f / sqrtf((float)hd), .q = awq_at(f->q), .k = K, .v = V, .out = att };
+    AWQ_TRY(awq_op_attention(f->dev, &a));
     return awq_linear(f, &L->lin[AWQ_LIN_O], T, att, out);
 }
 
@@ -223,11 +212,11 @@ int awq_mlp_sub(struct awq_fwd *f, const struct awq_dlayer *L, int T, struct awq
     const struct awq_model_config *c = f->cfg;
     if (T > f->cap_T)
         return awq_err_set(&f->dev->err, AWQ_ERR_INVALID_ARGUMENT, "mlp: %d tokens exceed the scratch", T);
-    struct awq_tref act = rec_act.buf ? rec_act : R(f->g);
-    TRY(awq_linear(f, &L->lin[AWQ_LIN_GATE], T, x, act));
-    TRY(awq_linear(f, &L->lin[AWQ_LIN_UP], T, x, R(f->u)));
-    struct awq_silu_mul_args s = { .n = (size_t)T * c->intermediate, .gate = act, .up = R(f->u), .out = act };
-    TRY(awq_op_silu_mul(f->dev, &s));
+    struct awq_tref act = rec_act.buf ? rec_act : awq_at(f->g);
+    AWQ_TRY(awq_linear(f, &L->lin[AWQ_LIN_GATE], T, x, act));
+    AWQ_TRY(awq_linear(f, &L->lin[AWQ_LIN_UP], T, x, awq_at(f->u)));
+    struct awq_silu_mul_args s = { .n = (size_t)T * c->intermediate, .gate = act, .up = awq_at(f->u), .out = act };
+    AWQ_TRY(awq_op_silu_mul(f->dev, &s));
     return awq_linear(f, &L->lin[AWQ_LIN_DOWN], T, act, out);
 }
 
@@ -240,18 +229,18 @@ int awq_block_forward(struct awq_fwd *f, const struct awq_dlayer *L, int n_seq, 
         rec = &none;
     int T = n_seq * seq_len;
     size_t n = (size_t)T * c->hidden;
-    struct awq_tref x1 = rec->x1.buf ? rec->x1 : R(f->xn);
-    struct awq_tref ao = rec->attn_out.buf ? rec->attn_out : R(f->o);
-    struct awq_rmsnorm_args n1 = { .T = T, .C = c->hidden, .eps = c->rms_eps, .x = h, .w = R(L->ln1), .y = x1 };
-    TRY(awq_op_rmsnorm(f->dev, &n1));
-    TRY(awq_attn_sub(f, L, n_seq, seq_len, x1, ao, kv, pos0, rec->att));
+    struct awq_tref x1 = rec->x1.buf ? rec->x1 : awq_at(f->xn);
+    struct awq_tref ao = rec->attn_out.buf ? rec->attn_out : awq_at(f->o);
+    struct awq_rmsnorm_args n1 = { .T = T, .C = c->hidden, .eps = c->rms_eps, .x = h, .w = awq_at(L->ln1), .y = x1 };
+    AWQ_TRY(awq_op_rmsnorm(f->dev, &n1));
+    AWQ_TRY(awq_attn_sub(f, L, n_seq, seq_len, x1, ao, kv, pos0, rec->att));
     struct awq_add_args a1 = { .n = n, .a = h, .b = ao, .out = h };
-    TRY(awq_op_add(f->dev, &a1));
-    struct awq_tref x2 = rec->x2.buf ? rec->x2 : R(f->xn);
-    struct awq_tref mo = rec->mlp_out.buf ? rec->mlp_out : R(f->o);
-    struct awq_rmsnorm_args n2 = { .T = T, .C = c->hidden, .eps = c->rms_eps, .x = h, .w = R(L->ln2), .y = x2 };
-    TRY(awq_op_rmsnorm(f->dev, &n2));
-    TRY(awq_mlp_sub(f, L, T, x2, mo, rec->act));
+    AWQ_TRY(awq_op_add(f->dev, &a1));
+    struct awq_tref x2 = rec->x2.buf ? rec->x2 : awq_at(f->xn);
+    struct awq_tref mo = rec->mlp_out.buf ? rec->mlp_out : awq_at(f->o);
+    struct awq_rmsnorm_args n2 = { .T = T, .C = c->hidden, .eps = c->rms_eps, .x = h, .w = awq_at(L->ln2), .y = x2 };
+    AWQ_TRY(awq_op_rmsnorm(f->dev, &n2));
+    AWQ_TRY(awq_mlp_sub(f, L, T, x2, mo, rec->act));
     struct awq_add_args a2 = { .n = n, .a = h, .b = mo, .out = h };
     return awq_op_add(f->dev, &a2);
 }

@@ -60,12 +60,6 @@ static int check_tensor(const struct awq_st_tensor *t, const char *name, int ndi
     return 0;
 }
 
-#define TRY(x)              \
-    do {                    \
-        int st_ = (x);      \
-        if (st_ < 0)        \
-            return st_;     \
-    } while (0)
 
 static int bind_linear(struct awq_hmodel *m, awq_tensor_lookup find, void *user, int layer, enum awq_lin k,
                        struct awq_errbuf *err)
@@ -84,23 +78,23 @@ static int bind_linear(struct awq_hmodel *m, awq_tensor_lookup find, void *user,
                                "and has no unquantized weight", prefix, l->in, l->out, G);
         snprintf(name, sizeof name, "%s.qweight", prefix);
         l->qweight = find(user, name);
-        TRY(check_tensor(l->qweight, name, 2, l->in, l->out / 8, 0, AWQ_DTYPE_I32, err));
+        AWQ_TRY(check_tensor(l->qweight, name, 2, l->in, l->out / 8, 0, AWQ_DTYPE_I32, err));
         snprintf(name, sizeof name, "%s.qzeros", prefix);
         l->qzeros = find(user, name);
-        TRY(check_tensor(l->qzeros, name, 2, l->in / G, l->out / 8, 0, AWQ_DTYPE_I32, err));
+        AWQ_TRY(check_tensor(l->qzeros, name, 2, l->in / G, l->out / 8, 0, AWQ_DTYPE_I32, err));
         snprintf(name, sizeof name, "%s.scales", prefix);
         l->scales = find(user, name);
-        TRY(check_tensor(l->scales, name, 2, l->in / G, l->out, 0, AWQ_DTYPE_F16, err));
+        AWQ_TRY(check_tensor(l->scales, name, 2, l->in / G, l->out, 0, AWQ_DTYPE_F16, err));
     } else {
-        TRY(check_tensor(l->w, name, 2, l->out, l->in, 1, AWQ_DTYPE_F32, err));
+        AWQ_TRY(check_tensor(l->w, name, 2, l->out, l->in, 1, AWQ_DTYPE_F32, err));
     }
     int want_bias = (k <= AWQ_LIN_V && c->qkv_bias) || (k == AWQ_LIN_O && c->o_bias) || (k >= AWQ_LIN_GATE && c->mlp_bias);
     snprintf(name, sizeof name, "%s.bias", prefix);
     l->bias = find(user, name);
     if (want_bias)
-        TRY(check_tensor(l->bias, name, 1, l->out, 0, 1, AWQ_DTYPE_F32, err));
+        AWQ_TRY(check_tensor(l->bias, name, 1, l->out, 0, 1, AWQ_DTYPE_F32, err));
     else if (l->bias)
-        TRY(check_tensor(l->bias, name, 1, l->out, 0, 1, AWQ_DTYPE_F32, err));
+        AWQ_TRY(check_tensor(l->bias, name, 1, l->out, 0, 1, AWQ_DTYPE_F32, err));
     return 0;
 }
 
@@ -111,26 +105,26 @@ int awq_hmodel_bind(struct awq_hmodel *m, awq_tensor_lookup find, void *user, st
     if (!m->layers)
         return awq_err_set(err, AWQ_ERR_OUT_OF_MEMORY, "out of memory");
     m->embed = find(user, "model.embed_tokens.weight");
-    TRY(check_tensor(m->embed, "model.embed_tokens.weight", 2, c->vocab, c->hidden, 1, AWQ_DTYPE_F32, err));
+    AWQ_TRY(check_tensor(m->embed, "model.embed_tokens.weight", 2, c->vocab, c->hidden, 1, AWQ_DTYPE_F32, err));
     m->norm = find(user, "model.norm.weight");
-    TRY(check_tensor(m->norm, "model.norm.weight", 1, c->hidden, 0, 1, AWQ_DTYPE_F32, err));
+    AWQ_TRY(check_tensor(m->norm, "model.norm.weight", 1, c->hidden, 0, 1, AWQ_DTYPE_F32, err));
     m->lm_head = c->tie_embeddings ? NULL : find(user, "lm_head.weight");
     if (!m->lm_head && !c->tie_embeddings)
         return awq_err_set(err, AWQ_ERR_NOT_FOUND, "tensor lm_head.weight is missing and tie_word_embeddings is false");
     if (m->lm_head)
-        TRY(check_tensor(m->lm_head, "lm_head.weight", 2, c->vocab, c->hidden, 1, AWQ_DTYPE_F32, err));
+        AWQ_TRY(check_tensor(m->lm_head, "lm_head.weight", 2, c->vocab, c->hidden, 1, AWQ_DTYPE_F32, err));
     else
         m->lm_head = m->embed;
     char name[160];
     for (int i = 0; i < c->n_layers; i++) {
         snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", i);
         m->layers[i].ln1 = find(user, name);
-        TRY(check_tensor(m->layers[i].ln1, name, 1, c->hidden, 0, 1, AWQ_DTYPE_F32, err));
+        AWQ_TRY(check_tensor(m->layers[i].ln1, name, 1, c->hidden, 0, 1, AWQ_DTYPE_F32, err));
         snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", i);
         m->layers[i].ln2 = find(user, name);
-        TRY(check_tensor(m->layers[i].ln2, name, 1, c->hidden, 0, 1, AWQ_DTYPE_F32, err));
+        AWQ_TRY(check_tensor(m->layers[i].ln2, name, 1, c->hidden, 0, 1, AWQ_DTYPE_F32, err));
         for (int k = 0; k < AWQ_LIN_COUNT; k++)
-            TRY(bind_linear(m, find, user, i, (enum awq_lin)k, err));
+            AWQ_TRY(bind_linear(m, find, user, i, (enum awq_lin)k, err));
     }
     return 0;
 }

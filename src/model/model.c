@@ -24,12 +24,6 @@ struct awq_model {
     struct awq_errbuf err;
 };
 
-#define TRY(x)              \
-    do {                    \
-        int st_ = (x);      \
-        if (st_ < 0)        \
-            return st_;     \
-    } while (0)
 
 AWQ_API void awq_model_options_init(awq_model_options *opt)
 {
@@ -88,15 +82,15 @@ static int load_weights(struct awq_model *m)
     if (!m->layers)
         return awq_err_set(&dev->err, AWQ_ERR_OUT_OF_MEMORY, "out of memory");
     m->embed_type = wt;
-    TRY(upload_table(dev, m->hm->embed, wt, &m->embed));
-    TRY(upload_table(dev, m->hm->norm, AWQ_DTYPE_F32, &m->norm));
+    AWQ_TRY(upload_table(dev, m->hm->embed, wt, &m->embed));
+    AWQ_TRY(upload_table(dev, m->hm->norm, AWQ_DTYPE_F32, &m->norm));
     struct awq_hlinear head = { c->hidden, c->vocab, m->hm->lm_head, NULL, NULL, NULL, NULL };
-    TRY(awq_dlinear_from_host(dev, &m->head, &head, c->group_size, 1, wt));
+    AWQ_TRY(awq_dlinear_from_host(dev, &m->head, &head, c->group_size, 1, wt));
     for (int i = 0; i < c->n_layers; i++) {
         if (awq_cancelled(dev->ctx))
             return awq_err_set(&dev->err, AWQ_ERR_CANCELLED, "cancelled while loading");
         awq_progress(dev->ctx, "loading layers", i, c->n_layers);
-        TRY(awq_dlayer_from_host(dev, &m->layers[i], m->hm, i, m->opt.dequantize, wt));
+        AWQ_TRY(awq_dlayer_from_host(dev, &m->layers[i], m->hm, i, m->opt.dequantize, wt));
     }
     awq_progress(dev->ctx, "loading layers", c->n_layers, c->n_layers);
     return 0;
@@ -161,18 +155,13 @@ static void free_bufs(struct run_bufs *b)
     memset(b, 0, sizeof *b);
 }
 
-static struct awq_tref R(awq_buffer *b)
-{
-    struct awq_tref r = { b, 0 };
-    return r;
-}
 
 /* Embedding of T ids (already on the device) into h. */
 static int embed(struct awq_model *m, int T, awq_buffer *ids, awq_buffer *h)
 {
     const struct awq_model_config *c = &m->hm->cfg;
     struct awq_embed_args e = { .T = T, .C = c->hidden, .vocab = c->vocab, .table_type = m->embed_type,
-                                .table = R(m->embed), .ids = R(ids), .out = R(h) };
+                                .table = awq_at(m->embed), .ids = awq_at(ids), .out = awq_at(h) };
     return awq_op_embed(m->dev, &e);
 }
 
@@ -181,10 +170,10 @@ static int head(struct awq_model *m, struct awq_fwd *f, awq_buffer *h, int r0, i
 {
     const struct awq_model_config *c = &m->hm->cfg;
     struct awq_tref src = { h, (size_t)r0 * c->hidden * sizeof(float) };
-    struct awq_rmsnorm_args n = { .T = rows, .C = c->hidden, .eps = c->rms_eps, .x = src, .w = R(m->norm),
-                                  .y = R(f->xn) };
-    TRY(awq_op_rmsnorm(m->dev, &n));
-    return awq_linear(f, &m->head, rows, R(f->xn), R(logits));
+    struct awq_rmsnorm_args n = { .T = rows, .C = c->hidden, .eps = c->rms_eps, .x = src, .w = awq_at(m->norm),
+                                  .y = awq_at(f->xn) };
+    AWQ_TRY(awq_op_rmsnorm(m->dev, &n));
+    return awq_linear(f, &m->head, rows, awq_at(f->xn), awq_at(logits));
 }
 
 static int check_ids(struct awq_model *m, const int32_t *ids, size_t n)
@@ -235,11 +224,11 @@ static int ppl_batches(struct awq_model *m, const int32_t *ids, int n_windows, i
         if (st == 0)
             st = embed(m, t, b.ids, b.h);
         for (int l = 0; st == 0 && l < c->n_layers; l++)
-            st = awq_block_forward(&f, &m->layers[l], nb, W, R(b.h), NULL, 0, NULL);
+            st = awq_block_forward(&f, &m->layers[l], nb, W, awq_at(b.h), NULL, 0, NULL);
         if (st == 0)
             st = head(m, &f, b.h, 0, t, b.logits);
-        struct awq_cross_entropy_args ce = { .T = t, .V = c->vocab, .logits = R(b.logits), .targets = R(b.targets),
-                                             .nll = R(b.nll) };
+        struct awq_cross_entropy_args ce = { .T = t, .V = c->vocab, .logits = awq_at(b.logits), .targets = awq_at(b.targets),
+                                             .nll = awq_at(b.nll) };
         if (st == 0)
             st = awq_op_cross_entropy(dev, &ce);
         if (st == 0)
@@ -372,12 +361,12 @@ static int gen_init(struct awq_model *m, struct gen_state *s, int cap)
     size_t row = (size_t)c->n_kv_heads * c->head_dim * sizeof(float);
     for (int l = 0; l < c->n_layers; l++) {
         s->kv[l].cap = cap;
-        TRY(awq_buffer_create(dev, row * (size_t)cap, &s->kv[l].k));
-        TRY(awq_buffer_create(dev, row * (size_t)cap, &s->kv[l].v));
+        AWQ_TRY(awq_buffer_create(dev, row * (size_t)cap, &s->kv[l].k));
+        AWQ_TRY(awq_buffer_create(dev, row * (size_t)cap, &s->kv[l].v));
     }
-    TRY(awq_fwd_init(&s->f, dev, c, cap));
-    TRY(awq_buffer_create(dev, (size_t)cap * 4, &s->b.ids));
-    TRY(awq_buffer_create(dev, (size_t)cap * c->hidden * 4, &s->b.h));
+    AWQ_TRY(awq_fwd_init(&s->f, dev, c, cap));
+    AWQ_TRY(awq_buffer_create(dev, (size_t)cap * 4, &s->b.ids));
+    AWQ_TRY(awq_buffer_create(dev, (size_t)cap * c->hidden * 4, &s->b.h));
     return awq_buffer_create(dev, (size_t)c->vocab * 4, &s->b.logits);
 }
 
@@ -385,11 +374,11 @@ static int gen_init(struct awq_model *m, struct gen_state *s, int cap)
 static int gen_step(struct awq_model *m, struct gen_state *s, const int32_t *ids, int n, int pos)
 {
     const struct awq_model_config *c = &m->hm->cfg;
-    TRY(awq_buffer_write(s->b.ids, 0, ids, (size_t)n * 4));
-    TRY(embed(m, n, s->b.ids, s->b.h));
+    AWQ_TRY(awq_buffer_write(s->b.ids, 0, ids, (size_t)n * 4));
+    AWQ_TRY(embed(m, n, s->b.ids, s->b.h));
     for (int l = 0; l < c->n_layers; l++)
-        TRY(awq_block_forward(&s->f, &m->layers[l], 1, n, R(s->b.h), &s->kv[l], pos, NULL));
-    TRY(head(m, &s->f, s->b.h, n - 1, 1, s->b.logits));
+        AWQ_TRY(awq_block_forward(&s->f, &m->layers[l], 1, n, awq_at(s->b.h), &s->kv[l], pos, NULL));
+    AWQ_TRY(head(m, &s->f, s->b.h, n - 1, 1, s->b.logits));
     return awq_buffer_read(s->b.logits, 0, s->logits, (size_t)c->vocab * 4);
 }
 
@@ -436,7 +425,7 @@ static int generate(struct awq_model *m, const char *prompt, const awq_generate_
     struct awq_device *dev = m->dev;
     int32_t *ids;
     size_t n;
-    TRY(awq_tok_encode(m->tok, prompt, strlen(prompt), 1, &ids, &n, &dev->err));
+    AWQ_TRY(awq_tok_encode(m->tok, prompt, strlen(prompt), 1, &ids, &n, &dev->err));
     int cap = m->opt.max_context > 0 ? m->opt.max_context : (c->max_pos < 4096 ? c->max_pos : 4096);
     int st = check_ids(m, ids, n);
     if (st == 0 && (n == 0 || n + (size_t)g->max_new_tokens > (size_t)cap))

@@ -7,6 +7,7 @@
 
 #include "awq.h"
 #include "model/synth.h"
+#include "util/parallel.h"
 
 void awq_synth_defaults(struct awq_synth_params *p)
 {
@@ -66,14 +67,6 @@ static int add(struct awq_synth *s, const char *name, int ndim, int64_t d0, int6
     return 0;
 }
 
-static float *find_data(struct awq_synth *s, const char *name)
-{
-    for (int i = 0; i < s->n; i++)
-        if (!strcmp(s->names[i], name))
-            return s->data[i];
-    return NULL;
-}
-
 static const struct awq_st_tensor *lookup(void *user, const char *name)
 {
     struct awq_synth *s = user;
@@ -108,6 +101,34 @@ static void plant(uint64_t *rng, const struct awq_synth_params *p, int width, fl
     }
 }
 
+struct fill_job {
+    struct awq_synth *s;
+    const struct awq_synth_params *p;
+};
+
+/* Fills tensors [i0, i1): each from its own seeded stream, so the result is the same for any
+ * thread count. Norms ~ 1 + N(0, 0.1) (the final norm exactly 1), embeddings N(0, 1), lm_head
+ * N(0, 0.05), linears N(0, 1/in). */
+static void fill_tensors(void *arg, size_t i0, size_t i1)
+{
+    const struct fill_job *j = arg;
+    for (size_t i = i0; i < i1; i++) {
+        const struct awq_st_tensor *t = &j->s->tensors[i];
+        float *w = j->s->data[i];
+        uint64_t rng = j->p->seed * 0x9E3779B97F4A7C15ULL + i;
+        if (t->ndim == 1) {
+            int final = !strcmp(t->name, "model.norm.weight");
+            for (size_t k = 0; k < t->numel; k++)
+                w[k] = final ? 1.0f : 1.0f + 0.1f * gauss(&rng);
+        } else {
+            float sd = !strcmp(t->name, "model.embed_tokens.weight") ? 1.0f
+                       : !strcmp(t->name, "lm_head.weight")          ? 0.05f
+                                                                     : 1.0f / sqrtf((float)t->shape[1]);
+            fill(&rng, w, t->numel, sd);
+        }
+    }
+}
+
 static int build(struct awq_synth *s, const struct awq_synth_params *p, struct awq_errbuf *err)
 {
     struct awq_model_config *c = &s->hm.cfg;
@@ -125,42 +146,40 @@ static int build(struct awq_synth *s, const struct awq_synth_params *p, struct a
     c->rope_theta = 10000.0f;
     c->bos_id = 1;
     c->eos_id = 2;
-    uint64_t rng = p->seed;
     char name[128];
     int rc = add(s, "model.embed_tokens.weight", 2, p->vocab, p->hidden, err);
     if (rc == 0)
         rc = add(s, "model.norm.weight", 1, p->hidden, 0, err);
     if (rc == 0)
         rc = add(s, "lm_head.weight", 2, p->vocab, p->hidden, err);
-    if (rc < 0)
-        return rc;
-    fill(&rng, find_data(s, "model.embed_tokens.weight"), (size_t)p->vocab * p->hidden, 1.0f);
-    fill(&rng, find_data(s, "lm_head.weight"), (size_t)p->vocab * p->hidden, 0.05f);
-    float *fn = find_data(s, "model.norm.weight");
-    for (int i = 0; i < p->hidden; i++)
-        fn[i] = 1.0f;
-    for (int l = 0; l < p->n_layers; l++) {
-        float *ln[2], *w[AWQ_LIN_COUNT];
-        int in[AWQ_LIN_COUNT], out[AWQ_LIN_COUNT];
+    for (int l = 0; rc == 0 && l < p->n_layers; l++) {
         snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", l);
-        if ((rc = add(s, name, 1, p->hidden, 0, err)) < 0)
-            return rc;
-        ln[0] = s->data[s->n - 1];
+        rc = add(s, name, 1, p->hidden, 0, err);
         snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", l);
-        if ((rc = add(s, name, 1, p->hidden, 0, err)) < 0)
-            return rc;
-        ln[1] = s->data[s->n - 1];
-        for (int i = 0; i < p->hidden; i++)
-            ln[0][i] = ln[1][i] = 1.0f + 0.1f * gauss(&rng);
-        for (int k = 0; k < AWQ_LIN_COUNT; k++) {
+        if (rc == 0)
+            rc = add(s, name, 1, p->hidden, 0, err);
+        for (int k = 0; rc == 0 && k < AWQ_LIN_COUNT; k++) {
             char prefix[96];
-            awq_lin_shape(c, (enum awq_lin)k, &in[k], &out[k]);
+            int in, out;
+            awq_lin_shape(c, (enum awq_lin)k, &in, &out);
             awq_lin_prefix(l, (enum awq_lin)k, prefix, sizeof prefix);
             snprintf(name, sizeof name, "%s.weight", prefix);
-            if ((rc = add(s, name, 2, out[k], in[k], err)) < 0)
-                return rc;
-            w[k] = s->data[s->n - 1];
-            fill(&rng, w[k], (size_t)in[k] * out[k], 1.0f / sqrtf((float)in[k]));
+            rc = add(s, name, 2, out, in, err);
+        }
+    }
+    if (rc < 0)
+        return rc;
+    struct fill_job fj = { s, p };
+    awq_parallel_for((size_t)s->n, 1, fill_tensors, &fj);
+    /* the outliers: per layer, tensors 3 + l*9 .. (ln1, ln2, q, k, v, o, gate, up, down) */
+    uint64_t rng = p->seed ^ 0xA5A5A5A5ULL;
+    for (int l = 0; l < p->n_layers; l++) {
+        int base = 3 + l * (2 + AWQ_LIN_COUNT);
+        float *ln[2] = { s->data[base], s->data[base + 1] }, *w[AWQ_LIN_COUNT];
+        int in[AWQ_LIN_COUNT], out[AWQ_LIN_COUNT];
+        for (int k = 0; k < AWQ_LIN_COUNT; k++) {
+            w[k] = s->data[base + 2 + k];
+            awq_lin_shape(c, (enum awq_lin)k, &in[k], &out[k]);
         }
         float *qkv[3] = { w[AWQ_LIN_Q], w[AWQ_LIN_K], w[AWQ_LIN_V] }, *gu[2] = { w[AWQ_LIN_GATE], w[AWQ_LIN_UP] };
         int qkv_out[3] = { out[AWQ_LIN_Q], out[AWQ_LIN_K], out[AWQ_LIN_V] }, gu_out[2] = { out[AWQ_LIN_GATE], out[AWQ_LIN_UP] };

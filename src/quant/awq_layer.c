@@ -9,6 +9,7 @@
 #include "core/context.h"
 #include "quant/awq_layer.h"
 #include "quant/q4.h"
+#include "util/parallel.h"
 
 const char *const awq_group_names[AWQ_GRP_COUNT] = { "qkv", "v->o", "gate/up", "up->down" };
 
@@ -26,18 +27,7 @@ static const struct group_def groups[AWQ_GRP_COUNT] = {
     [AWQ_GRP_DOWN] = { AWQ_LIN_UP, { AWQ_LIN_DOWN }, 1 },
 };
 
-#define TRY(x)              \
-    do {                    \
-        int st_ = (x);      \
-        if (st_ < 0)        \
-            return st_;     \
-    } while (0)
 
-static struct awq_tref R(awq_buffer *b)
-{
-    struct awq_tref r = { b, 0 };
-    return r;
-}
 
 int awq_lin_quantizable(const struct awq_model_config *cfg, int in, int out, int G)
 {
@@ -159,7 +149,7 @@ static int load_host(struct layer_ctx *lc, const struct awq_hmodel *hm, struct a
         lc->w_orig[k] = malloc(n * sizeof(float));
         if (!lc->w[k] || !lc->w_orig[k])
             return awq_err_set(err, AWQ_ERR_OUT_OF_MEMORY, "out of memory for layer %d", lc->layer);
-        TRY(awq_st_tensor_to_f32(l->w, lc->w[k], err));
+        AWQ_TRY(awq_st_tensor_to_f32(l->w, lc->w[k], err));
         memcpy(lc->w_orig[k], lc->w[k], n * sizeof(float));
         if (l->bias && !(lc->bias[k] = host_f32(l->bias, err)))
             return err->code;
@@ -169,20 +159,20 @@ static int load_host(struct layer_ctx *lc, const struct awq_hmodel *hm, struct a
 
 static int upload_layer(struct layer_ctx *lc)
 {
-    TRY(awq_upload_f32(lc->dev, lc->ln1, (size_t)lc->c->hidden, &lc->L.ln1));
-    TRY(awq_upload_f32(lc->dev, lc->ln2, (size_t)lc->c->hidden, &lc->L.ln2));
+    AWQ_TRY(awq_upload_f32(lc->dev, lc->ln1, (size_t)lc->c->hidden, &lc->L.ln1));
+    AWQ_TRY(awq_upload_f32(lc->dev, lc->ln2, (size_t)lc->c->hidden, &lc->L.ln2));
     for (int k = 0; k < AWQ_LIN_COUNT; k++)
-        TRY(awq_dlinear_upload(lc->dev, &lc->L.lin[k], lc->in[k], lc->out[k], lc->w[k], lc->bias[k], AWQ_DTYPE_F32));
+        AWQ_TRY(awq_dlinear_upload(lc->dev, &lc->L.lin[k], lc->in[k], lc->out[k], lc->w[k], lc->bias[k], AWQ_DTYPE_F32));
     return awq_buffer_create(lc->dev, sizeof(float), &lc->scalar);
 }
 
 /* Mean squared difference of two [T, C] device tensors. */
 static int mse(struct layer_ctx *lc, struct awq_tref a, struct awq_tref b, size_t n, double *out)
 {
-    struct awq_sq_err_args e = { .n = n, .a = a, .b = b, .out = R(lc->scalar) };
-    TRY(awq_op_sq_err(lc->dev, &e));
+    struct awq_sq_err_args e = { .n = n, .a = a, .b = b, .out = awq_at(lc->scalar) };
+    AWQ_TRY(awq_op_sq_err(lc->dev, &e));
     float v;
-    TRY(awq_buffer_read(lc->scalar, 0, &v, sizeof v));
+    AWQ_TRY(awq_buffer_read(lc->scalar, 0, &v, sizeof v));
     *out = (double)v / (double)n;
     return 0;
 }
@@ -209,10 +199,10 @@ static awq_buffer *group_ref(struct layer_ctx *lc, int g)
 static int input_mean(struct layer_ctx *lc, int g, int C, float *mean)
 {
     awq_buffer *acc;
-    TRY(awq_buffer_create(lc->dev, (size_t)C * sizeof(float), &acc));
-    struct awq_act_stats_args a = { .T = lc->s->T, .C = C, .x_type = AWQ_DTYPE_F32, .x = R(group_input(lc, g)),
-                                    .sum_abs = R(acc) };
-    int st = awq_op_zero(lc->dev, R(acc), (size_t)C * sizeof(float));
+    AWQ_TRY(awq_buffer_create(lc->dev, (size_t)C * sizeof(float), &acc));
+    struct awq_act_stats_args a = { .T = lc->s->T, .C = C, .x_type = AWQ_DTYPE_F32, .x = awq_at(group_input(lc, g)),
+                                    .sum_abs = awq_at(acc) };
+    int st = awq_op_zero(lc->dev, awq_at(acc), (size_t)C * sizeof(float));
     if (st == 0)
         st = awq_op_act_stats(lc->dev, &a);
     if (st == 0)
@@ -270,27 +260,27 @@ static int group_loss(struct layer_ctx *lc, int g, awq_buffer *sbuf, awq_buffer 
     int st = 0;
     for (int i = 0; i < gd->n && st == 0; i++) {
         int k = gd->lins[i];
-        struct awq_pseudo_quant_args pq = { .N = lc->out[k], .K = lc->in[k], .G = lc->G, .w = R(lc->L.lin[k].w),
-                                            .in_scale = R(sbuf), .out = R(wq[i]) };
+        struct awq_pseudo_quant_args pq = { .N = lc->out[k], .K = lc->in[k], .G = lc->G, .w = awq_at(lc->L.lin[k].w),
+                                            .in_scale = awq_at(sbuf), .out = awq_at(wq[i]) };
         st = awq_op_pseudo_quant(lc->dev, &pq);
     }
     for (int i = 0; i < gd->n; i++) {
         saved[i] = lc->L.lin[gd->lins[i]].w;
         lc->L.lin[gd->lins[i]].w = wq[i];
     }
-    struct awq_tref out = R(s->h_tmp), none = { 0 };
+    struct awq_tref out = awq_at(s->h_tmp), none = { 0 };
     if (st == 0) {
         switch (g) {
-        case AWQ_GRP_QKV: st = awq_attn_sub(&s->fwd, &lc->L, s->n_seq, s->seqlen, R(s->x1), out, NULL, 0, none); break;
-        case AWQ_GRP_VO: st = awq_linear(&s->fwd, &lc->L.lin[AWQ_LIN_O], s->T, R(s->att), out); break;
-        case AWQ_GRP_GATE_UP: st = awq_mlp_sub(&s->fwd, &lc->L, s->T, R(s->x2), out, none); break;
-        default: st = awq_linear(&s->fwd, &lc->L.lin[AWQ_LIN_DOWN], s->T, R(s->act), out); break;
+        case AWQ_GRP_QKV: st = awq_attn_sub(&s->fwd, &lc->L, s->n_seq, s->seqlen, awq_at(s->x1), out, NULL, 0, none); break;
+        case AWQ_GRP_VO: st = awq_linear(&s->fwd, &lc->L.lin[AWQ_LIN_O], s->T, awq_at(s->att), out); break;
+        case AWQ_GRP_GATE_UP: st = awq_mlp_sub(&s->fwd, &lc->L, s->T, awq_at(s->x2), out, none); break;
+        default: st = awq_linear(&s->fwd, &lc->L.lin[AWQ_LIN_DOWN], s->T, awq_at(s->act), out); break;
         }
     }
     for (int i = 0; i < gd->n; i++)
         lc->L.lin[gd->lins[i]].w = saved[i];
     if (st == 0)
-        st = mse(lc, out, R(group_ref(lc, g)), (size_t)s->T * lc->c->hidden, loss);
+        st = mse(lc, out, awq_at(group_ref(lc, g)), (size_t)s->T * lc->c->hidden, loss);
     return st;
 }
 
@@ -346,6 +336,23 @@ static int search_group(struct layer_ctx *lc, int g, float *best_s)
     return st;
 }
 
+struct scale_job {
+    float *w;
+    const float *s;
+    int C;
+};
+
+/* w[n][c] *= s[c] for rows [n0, n1). */
+static void scale_rows(void *arg, size_t n0, size_t n1)
+{
+    const struct scale_job *j = arg;
+    for (size_t n = n0; n < n1; n++) {
+        float *r = j->w + n * (size_t)j->C;
+        for (int c = 0; c < j->C; c++)
+            r[c] *= j->s[c];
+    }
+}
+
 /* Folds s into the group: 1/s into the previous op, s into the linears' input columns; the cached
  * inputs are divided by s so the clip search sees the scaled problem. */
 static int apply_scales(struct layer_ctx *lc, int g, const float *s)
@@ -367,16 +374,12 @@ static int apply_scales(struct layer_ctx *lc, int g, const float *s)
         }
     }
     for (int i = 0; i < gd->n; i++) {
-        int k = gd->lins[i];
-        for (int n = 0; n < lc->out[k]; n++) {
-            float *r = lc->w[k] + (size_t)n * C;
-            for (int c = 0; c < C; c++)
-                r[c] *= s[c];
-        }
+        struct scale_job j = { lc->w[gd->lins[i]], s, C };
+        awq_parallel_for((size_t)lc->out[gd->lins[i]], 256, scale_rows, &j);
     }
     awq_buffer *sb;
-    TRY(awq_upload_f32(lc->dev, s, (size_t)C, &sb));
-    struct awq_scale_cols_args a = { .T = lc->s->T, .C = C, .divide = 1, .x = R(group_input(lc, g)), .s = R(sb) };
+    AWQ_TRY(awq_upload_f32(lc->dev, s, (size_t)C, &sb));
+    struct awq_scale_cols_args a = { .T = lc->s->T, .C = C, .divide = 1, .x = awq_at(group_input(lc, g)), .s = awq_at(sb) };
     int st = awq_op_scale_cols(lc->dev, &a);
     awq_buffer_destroy(sb);
     return st;
@@ -437,7 +440,7 @@ static int clip_linear(struct layer_ctx *lc, int k, awq_buffer *xs, int nt, int 
         struct awq_tref src = { lin_input(lc, k), (size_t)t * (size_t)step * row }, dst = { xs, (size_t)t * row };
         st = awq_op_copy(lc->dev, src, dst, row);
     }
-    struct awq_clip_search_args a = { .N = N, .K = K, .G = G, .T = nt, .w = R(lc->L.lin[k].w), .x = R(xs) };
+    struct awq_clip_search_args a = { .N = N, .K = K, .G = G, .T = nt, .w = awq_at(lc->L.lin[k].w), .x = awq_at(xs) };
     a.n_shrink = 10;   /* max_shrink 0.5 on a grid of 20: 1.00, 0.95, ..., 0.55 */
     for (int i = 0; i < a.n_shrink; i++)
         a.shrink[i] = 1.0f - (float)i / 20.0f;
@@ -449,7 +452,7 @@ static int clip_linear(struct layer_ctx *lc, int k, awq_buffer *xs, int nt, int 
     if (st == 0)
         st = awq_buffer_create(lc->dev, ne * sizeof(float), &eb);
     if (st == 0) {
-        a.err = R(eb);
+        a.err = awq_at(eb);
         st = awq_op_clip_search(lc->dev, &a);
     }
     if (st == 0)
@@ -490,7 +493,7 @@ static int search_clip(struct layer_ctx *lc)
     for (int k = 0; k < AWQ_LIN_COUNT; k++)
         widest = lc->in[k] > widest ? lc->in[k] : widest;
     awq_buffer *xs;
-    TRY(awq_buffer_create(lc->dev, (size_t)nt * widest * sizeof(float), &xs));
+    AWQ_TRY(awq_buffer_create(lc->dev, (size_t)nt * widest * sizeof(float), &xs));
     int st = 0;
     for (int k = 0; k < AWQ_LIN_COUNT && st == 0; k++) {
         if (!lc->quant[k] || k == AWQ_LIN_Q || k == AWQ_LIN_K)   /* q and k are not clipped */
@@ -538,13 +541,13 @@ static int block_error(struct layer_ctx *lc, float **deq, const float *ln1, cons
 {
     struct awq_calib_state *s = lc->s;
     size_t n = (size_t)s->T * lc->c->hidden;
-    TRY(awq_buffer_write(lc->L.ln1, 0, ln1, (size_t)lc->c->hidden * sizeof(float)));
-    TRY(awq_buffer_write(lc->L.ln2, 0, ln2, (size_t)lc->c->hidden * sizeof(float)));
+    AWQ_TRY(awq_buffer_write(lc->L.ln1, 0, ln1, (size_t)lc->c->hidden * sizeof(float)));
+    AWQ_TRY(awq_buffer_write(lc->L.ln2, 0, ln2, (size_t)lc->c->hidden * sizeof(float)));
     for (int k = 0; k < AWQ_LIN_COUNT; k++)
-        TRY(awq_dlinear_update(lc->dev, &lc->L.lin[k], deq[k], lc->bias[k]));
-    TRY(awq_op_copy(lc->dev, R(s->h_in), R(s->h_tmp), n * sizeof(float)));
-    TRY(awq_block_forward(&s->fwd, &lc->L, s->n_seq, s->seqlen, R(s->h_tmp), NULL, 0, NULL));
-    return mse(lc, R(s->h_tmp), R(s->h), n, err);
+        AWQ_TRY(awq_dlinear_update(lc->dev, &lc->L.lin[k], deq[k], lc->bias[k]));
+    AWQ_TRY(awq_op_copy(lc->dev, awq_at(s->h_in), awq_at(s->h_tmp), n * sizeof(float)));
+    AWQ_TRY(awq_block_forward(&s->fwd, &lc->L, s->n_seq, s->seqlen, awq_at(s->h_tmp), NULL, 0, NULL));
+    return mse(lc, awq_at(s->h_tmp), awq_at(s->h), n, err);
 }
 
 static int finish(struct layer_ctx *lc, struct awq_qlayer *out)
@@ -617,15 +620,15 @@ static int record(struct layer_ctx *lc)
 {
     struct awq_calib_state *s = lc->s;
     size_t n = (size_t)s->T * lc->c->hidden;
-    TRY(awq_op_copy(lc->dev, R(s->h), R(s->h_in), n * sizeof(float)));
-    struct awq_block_rec rec = { R(s->x1), R(s->att), R(s->x2), R(s->act), R(s->attn_out), R(s->mlp_out) };
-    TRY(awq_block_forward(&s->fwd, &lc->L, s->n_seq, s->seqlen, R(s->h), NULL, 0, &rec));
+    AWQ_TRY(awq_op_copy(lc->dev, awq_at(s->h), awq_at(s->h_in), n * sizeof(float)));
+    struct awq_block_rec rec = { awq_at(s->x1), awq_at(s->att), awq_at(s->x2), awq_at(s->act), awq_at(s->attn_out), awq_at(s->mlp_out) };
+    AWQ_TRY(awq_block_forward(&s->fwd, &lc->L, s->n_seq, s->seqlen, awq_at(s->h), NULL, 0, &rec));
     /* mean square of the block output, the scale for the error report */
     awq_buffer *zero;
-    TRY(awq_buffer_create(lc->dev, n * sizeof(float), &zero));
-    int st = awq_op_zero(lc->dev, R(zero), n * sizeof(float));
+    AWQ_TRY(awq_buffer_create(lc->dev, n * sizeof(float), &zero));
+    int st = awq_op_zero(lc->dev, awq_at(zero), n * sizeof(float));
     if (st == 0)
-        st = mse(lc, R(s->h), R(zero), n, &lc->rep->out_power);
+        st = mse(lc, awq_at(s->h), awq_at(zero), n, &lc->rep->out_power);
     awq_buffer_destroy(zero);
     return st;
 }
@@ -652,6 +655,8 @@ int awq_layer_run(struct awq_calib_state *s, const struct awq_hmodel *hm, int la
     lc.G = opt->group_size;
     lc.rep = &out->rep;
     int st = load_host(&lc, hm, err);
+    double t = now_s();
+    out->rep.t_load = t - t0;
     for (int k = 0; k < AWQ_LIN_COUNT; k++) {
         out->rep.quantized[k] = lc.quant[k];
         out->rep.packed[k] = lc.quant[k] && lc.out[k] % 8 == 0;
@@ -661,15 +666,22 @@ int awq_layer_run(struct awq_calib_state *s, const struct awq_hmodel *hm, int la
         st = upload_layer(&lc);
         if (st == 0)
             st = record(&lc);
+        out->rep.t_record = now_s() - t;
+        t = now_s();
         if (st == 0 && opt->method == AWQ_METHOD_AWQ) {
             progress(&lc, 0.1);
             st = search_scales(&lc);
+            out->rep.t_scales = now_s() - t;
+            t = now_s();
             if (st == 0 && opt->clip)
                 st = search_clip(&lc);
+            out->rep.t_clip = now_s() - t;
+            t = now_s();
         }
     }
     if (st == 0)
         st = finish(&lc, out);
+    out->rep.t_finish = now_s() - t;
     lc_free(&lc);
     out->rep.seconds = now_s() - t0;
     if (st < 0) {

@@ -29,6 +29,7 @@ struct awq_layer_report {
     double err_rtn, err_awq;           /* block output MSE vs the full-precision block */
     double out_power;                  /* mean square of the full-precision block output */
     double seconds;
+    double t_load, t_record, t_scales, t_clip, t_finish;   /* seconds per phase */
 };
 
 /* The quantized result of one linear. */
@@ -64,6 +65,8 @@ struct awq_calib_state {
 int awq_calib_state_init(struct awq_calib_state *s, struct awq_device *dev, const struct awq_model_config *cfg,
                          int n_seq, int seqlen);
 void awq_calib_state_free(struct awq_calib_state *s);
+/* Embeds the calibration ids (n_seq * seqlen) into s->h: the first block's input. */
+int awq_calib_state_embed(struct awq_calib_state *s, const struct awq_hmodel *hm, const int32_t *ids);
 
 /* Whether a linear is quantized with group size G: its input width must be a multiple of G
  * (DESIGN.md). Packing into the AutoAWQ GEMM layout also needs the output width to be a multiple

@@ -2,6 +2,7 @@
 
 #include "quant/q4.h"
 #include "util/half.h"
+#include "util/parallel.h"
 
 const int AWQ_PACK_ORDER[8] = { 0, 2, 4, 6, 1, 3, 5, 7 };
 const int AWQ_PACK_SLOT[8] = { 0, 4, 1, 5, 2, 6, 3, 7 };
@@ -33,26 +34,40 @@ void awq_q4_pseudo_row(const float *w, const float *s, int K, int G, float *out)
     }
 }
 
-void awq_q4_quantize(const float *w, int N, int K, int G, int scale_f16, uint8_t *q, float *scales,
-                     uint8_t *zeros)
+struct quant_job {
+    const float *w;
+    int K, G, scale_f16;
+    uint8_t *q, *zeros;
+    float *scales;
+};
+
+static void quantize_rows(void *arg, size_t n0, size_t n1)
 {
-    int ng = K / G;
-    for (int n = 0; n < N; n++) {
+    const struct quant_job *j = arg;
+    int K = j->K, G = j->G, ng = K / G;
+    for (size_t n = n0; n < n1; n++) {
         for (int g = 0; g < ng; g++) {
-            const float *wg = w + (size_t)n * K + (size_t)g * G;
+            const float *wg = j->w + n * (size_t)K + (size_t)g * G;
             float mn, mx;
             group_minmax(wg, NULL, G, &mn, &mx);
             float scale = awq_q4_scale(mn, mx);
-            if (scale_f16)
+            if (j->scale_f16)
                 scale = awq_f16_to_f32(awq_f32_to_f16(scale));
             float zero = awq_q4_zero(mn, scale);
-            scales[(size_t)n * ng + g] = scale;
-            zeros[(size_t)n * ng + g] = (uint8_t)zero;
-            uint8_t *qg = q + (size_t)n * K + (size_t)g * G;
+            j->scales[n * (size_t)ng + (size_t)g] = scale;
+            j->zeros[n * (size_t)ng + (size_t)g] = (uint8_t)zero;
+            uint8_t *qg = j->q + n * (size_t)K + (size_t)g * G;
             for (int i = 0; i < G; i++)
                 qg[i] = (uint8_t)awq_q4_code(wg[i], scale, zero);
         }
     }
+}
+
+void awq_q4_quantize(const float *w, int N, int K, int G, int scale_f16, uint8_t *q, float *scales,
+                     uint8_t *zeros)
+{
+    struct quant_job j = { w, K, G, scale_f16, q, zeros, scales };
+    awq_parallel_for((size_t)N, 64, quantize_rows, &j);
 }
 
 void awq_q4_dequantize(const uint8_t *q, const float *scales, const uint8_t *zeros, int N, int K,

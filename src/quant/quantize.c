@@ -49,12 +49,6 @@ AWQ_API void awq_quantize_report_destroy(awq_quantize_report *r)
     free(r);
 }
 
-#define TRY(x)              \
-    do {                    \
-        int st_ = (x);      \
-        if (st_ < 0)        \
-            return st_;     \
-    } while (0)
 
 static int check_options(const awq_quantize_options *o, struct awq_errbuf *err)
 {
@@ -90,7 +84,7 @@ static double now_s(void)
 }
 
 /* Embeds the calibration tokens into s->h (the table goes up as fp32 and is freed after). */
-static int embed_calib(struct awq_calib_state *s, const struct awq_hmodel *hm, const int32_t *ids)
+int awq_calib_state_embed(struct awq_calib_state *s, const struct awq_hmodel *hm, const int32_t *ids)
 {
     struct awq_device *dev = s->dev;
     const struct awq_st_tensor *t = hm->embed;
@@ -252,9 +246,9 @@ static int add_layer(struct awq_ckpt *c, const struct run *r, int i, struct awq_
     char name[192], prefix[128];
     int64_t hs[1] = { r->hm->cfg.hidden };
     snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", i);
-    TRY(awq_ckpt_add_f32(c, name, store_type(o, h->ln1), 1, hs, q->ln1, err));
+    AWQ_TRY(awq_ckpt_add_f32(c, name, store_type(o, h->ln1), 1, hs, q->ln1, err));
     snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", i);
-    TRY(awq_ckpt_add_f32(c, name, store_type(o, h->ln2), 1, hs, q->ln2, err));
+    AWQ_TRY(awq_ckpt_add_f32(c, name, store_type(o, h->ln2), 1, hs, q->ln2, err));
     for (int k = 0; k < AWQ_LIN_COUNT; k++) {
         const struct awq_qlinear *l = &q->lin[k];
         awq_lin_prefix(i, (enum awq_lin)k, prefix, sizeof prefix);
@@ -262,20 +256,20 @@ static int add_layer(struct awq_ckpt *c, const struct run *r, int i, struct awq_
             int64_t qs[2] = { l->in, l->out / 8 }, zs[2] = { l->in / o->group_size, l->out / 8 },
                     ss[2] = { l->in / o->group_size, l->out };
             snprintf(name, sizeof name, "%s.qweight", prefix);
-            TRY(awq_ckpt_add(c, name, AWQ_DTYPE_I32, 2, qs, l->qweight, (size_t)l->in * l->out / 2, err));
+            AWQ_TRY(awq_ckpt_add(c, name, AWQ_DTYPE_I32, 2, qs, l->qweight, (size_t)l->in * l->out / 2, err));
             snprintf(name, sizeof name, "%s.qzeros", prefix);
-            TRY(awq_ckpt_add(c, name, AWQ_DTYPE_I32, 2, zs, l->qzeros, (size_t)zs[0] * l->out / 2, err));
+            AWQ_TRY(awq_ckpt_add(c, name, AWQ_DTYPE_I32, 2, zs, l->qzeros, (size_t)zs[0] * l->out / 2, err));
             snprintf(name, sizeof name, "%s.scales", prefix);
-            TRY(awq_ckpt_add(c, name, AWQ_DTYPE_F16, 2, ss, l->scales, (size_t)ss[0] * l->out * 2, err));
+            AWQ_TRY(awq_ckpt_add(c, name, AWQ_DTYPE_F16, 2, ss, l->scales, (size_t)ss[0] * l->out * 2, err));
         } else {
             int64_t ws[2] = { l->out, l->in };
             snprintf(name, sizeof name, "%s.weight", prefix);
-            TRY(awq_ckpt_add_f32(c, name, store_type(o, h->lin[k].w), 2, ws, l->w, err));
+            AWQ_TRY(awq_ckpt_add_f32(c, name, store_type(o, h->lin[k].w), 2, ws, l->w, err));
         }
         if (l->bias) {
             int64_t bs[1] = { l->out };
             snprintf(name, sizeof name, "%s.bias", prefix);
-            TRY(awq_ckpt_add_f32(c, name, store_type(o, h->lin[k].bias), 1, bs, l->bias, err));
+            AWQ_TRY(awq_ckpt_add_f32(c, name, store_type(o, h->lin[k].bias), 1, bs, l->bias, err));
         }
     }
     return 0;
@@ -355,11 +349,15 @@ static int load_calibration(struct run *r, const char *model_dir)
     struct awq_tok *tok = NULL;
     int st = 0;
     awq_calib_format fmt = o->calib_format;
-    if (fmt != AWQ_CALIB_FORMAT_IDS)
-        st = awq_tok_load(model_dir, &tok, &dev->err);
-    if (st == 0)
-        st = awq_calib_blocks(tok, o->calib_path, fmt, r->hm->cfg.vocab, o->n_samples, o->seqlen, &r->ids,
-                              &r->n_blocks, &r->cs, &dev->err);
+    struct awq_errbuf tok_err;
+    awq_err_clear(&tok_err);
+    /* a token-id file needs no tokenizer: a failure to load one matters only for text */
+    if (fmt != AWQ_CALIB_FORMAT_IDS && awq_tok_load(model_dir, &tok, &tok_err) < 0)
+        tok = NULL;
+    st = awq_calib_blocks(tok, o->calib_path, fmt, r->hm->cfg.vocab, o->n_samples, o->seqlen, &r->ids,
+                          &r->n_blocks, &r->cs, &dev->err);
+    if (st == AWQ_ERR_NOT_FOUND && !tok && tok_err.code < 0)
+        st = awq_err_copy(&dev->err, &tok_err);
     awq_tok_free(tok);
     if (st == 0)
         awq_log(dev->ctx, AWQ_LOG_INFO, "calibration: %zu documents (%zu longer than %d skipped), %d blocks of %d tokens",
@@ -396,7 +394,7 @@ int awq_quantize_layers(struct awq_device *dev, const struct awq_hmodel *hm, con
         if (st < 0)
             return st;
         sp = &s;
-        st = embed_calib(&s, hm, ids);
+        st = awq_calib_state_embed(&s, hm, ids);
     }
     for (int i = 0; st == 0 && i < c->n_layers; i++) {
         st = awq_layer_run(sp, hm, i, o, &ql[i], &dev->err);
@@ -407,8 +405,9 @@ int awq_quantize_layers(struct awq_device *dev, const struct awq_hmodel *hm, con
                 if (rep->grp[g].searched)
                     snprintf(ratios + strlen(ratios), sizeof ratios - strlen(ratios), " %s=%.2f", awq_group_names[g],
                              rep->grp[g].ratio);
-            awq_log(dev->ctx, AWQ_LOG_INFO, "block %d/%d:%s err rtn %.3g awq %.3g (%.1fs)", i + 1, c->n_layers,
-                    ratios, rep->err_rtn, rep->err_awq, rep->seconds);
+            awq_log(dev->ctx, AWQ_LOG_INFO, "block %d/%d:%s err rtn %.3g awq %.3g (%.1fs: load %.1f, record %.1f, "
+                    "scales %.1f, clip %.1f, quantize %.1f)", i + 1, c->n_layers, ratios, rep->err_rtn, rep->err_awq,
+                    rep->seconds, rep->t_load, rep->t_record, rep->t_scales, rep->t_clip, rep->t_finish);
         }
         awq_progress(dev->ctx, "quantizing blocks", i + 1, c->n_layers);
         if (st == 0 && awq_cancelled(dev->ctx))

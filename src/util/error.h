@@ -13,6 +13,14 @@ extern "C" {
 
 #define AWQ_ERRBUF_LEN 1024
 
+/* Returns the status from the calling function when a call fails (negative status). */
+#define AWQ_TRY(x)                    \
+    do {                              \
+        int awq_try_st_ = (x);        \
+        if (awq_try_st_ < 0)          \
+            return awq_try_st_;       \
+    } while (0)
+
 struct awq_errbuf {
     int code;
     char msg[AWQ_ERRBUF_LEN];
