@@ -10,7 +10,7 @@
 
 layout(constant_id = 1) const uint PASS = 0;
 layout(constant_id = 2) const uint XF16 = 0;
-const uint CB = 64u;
+layout(constant_id = 3) const uint CB = 64;    // channels per workgroup (WG is a multiple)
 const uint RL = WG / CB;
 
 layout(std430, binding = 0) readonly buffer XF { float xf[]; };

@@ -3,7 +3,7 @@
 // Y[M, N] = X[M, K] * dequant(W) (+ bias) for small M (decode): a bandwidth-bound pass that reads
 // the packed weights once. A team of KT invocations owns one 8-column block and splits K among
 // its members (consecutive members read consecutive 16-byte vectors: 4 input channels x 8
-// columns); WG / KT teams per workgroup. Each member keeps per-column partial sums for up to MR
+// columns; with one row, pairs of them); WG / KT teams per workgroup. Each member keeps per-column partial sums for up to MR
 // rows, then the team reduces them (subgroup adds in the fast variant, a shared-memory tree in
 // the base one). fp32 accumulation throughout.
 //
@@ -86,6 +86,30 @@ void process(uvec4 w, uint k4, uint sb, uint zb)
     }
 }
 
+// One row (decode): 8 consecutive input channels (two vectors, always in one group) per call, so
+// the group's scales and zero points are applied once per 8 channels.
+void process8(uvec4 wa, uvec4 wb, uint k8, uint sb, uint zb)
+{
+    uint g = (k8 * 8u) / GS;
+    uvec4 sw = sc4[sb + g];
+    uint zw = zq[zb + g];
+    vec2 s01 = unpackHalf2x16(sw.x), s23 = unpackHalf2x16(sw.y);
+    vec2 s45 = unpackHalf2x16(sw.z), s67 = unpackHalf2x16(sw.w);
+    float s[8] = float[8](s01.x, s01.y, s23.x, s23.y, s45.x, s45.y, s67.x, s67.y);
+    uint w[8] = uint[8](wa.x, wa.y, wa.z, wa.w, wb.x, wb.y, wb.z, wb.w);
+    float x[8];
+    for (uint i = 0u; i < 8u; i++)
+        x[i] = xval(0u, 8u * k8 + i);
+    float xs = ((x[0] + x[1]) + (x[2] + x[3])) + ((x[4] + x[5]) + (x[6] + x[7]));
+    for (uint c = 0u; c < 8u; c++) {
+        float dq = 0.0;
+        for (uint i = 0u; i < 8u; i++)
+            dq = fma(x[i], nib(w[i], c), dq);
+        float z = float((zw >> (4u * c)) & 15u);
+        acc[0][c] += s[c] * (16.0 * dq - (16.0 + z) * xs);
+    }
+}
+
 void main()
 {
     uint tid = gl_LocalInvocationID.x;
@@ -100,8 +124,20 @@ void main()
         uint qb = pc.q_off + jb * K4;
         uint sb = pc.s_off / 8u + jb * ng;
         uint zb = pc.z_off + jb * ng;
-        uint k4 = lane;
-        // four independent 16-byte loads in flight per invocation
+        if (MR == 1u) {
+            // pairs of vectors (8 channels); two pairs, four 16-byte loads in flight
+            uint K8 = pc.K / 8u, k8 = lane;
+            for (; k8 + KT < K8; k8 += 2u * KT) {
+                uvec4 a0 = q4[qb + 2u * k8], a1 = q4[qb + 2u * k8 + 1u];
+                uvec4 b0 = q4[qb + 2u * (k8 + KT)], b1 = q4[qb + 2u * (k8 + KT) + 1u];
+                process8(a0, a1, k8, sb, zb);
+                process8(b0, b1, k8 + KT, sb, zb);
+            }
+            for (; k8 < K8; k8 += KT)
+                process8(q4[qb + 2u * k8], q4[qb + 2u * k8 + 1u], k8, sb, zb);
+        }
+        uint k4 = MR == 1u ? K4 : lane;
+        // several rows: four independent 16-byte loads in flight per invocation
         for (; k4 + 3u * KT < K4; k4 += 4u * KT) {
             uvec4 w0 = q4[qb + k4], w1 = q4[qb + k4 + KT];
             uvec4 w2 = q4[qb + k4 + 2u * KT], w3 = q4[qb + k4 + 3u * KT];

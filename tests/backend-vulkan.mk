@@ -8,7 +8,7 @@ check_PROGRAMS += tests/test_vulkan_backend tests/test_vulkan_variants tests/tes
 TESTS += tests/test_vulkan_backend tests/test_vulkan_variants tests/test_vulkan_large
 
 tests_test_vulkan_backend_SOURCES = tests/test_vulkan_backend.c $(TESTUTIL)
-tests_test_vulkan_backend_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_test_vulkan_backend_CPPFLAGS = $(TEST_CPPFLAGS) $(VULKAN_CFLAGS)
 tests_test_vulkan_backend_LDADD = $(TEST_LDADD)
 
 tests_test_vulkan_variants_SOURCES = tests/test_vulkan_variants.c $(TESTUTIL)

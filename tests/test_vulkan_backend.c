@@ -1,8 +1,9 @@
 /*
  * The Vulkan backend beyond op parity: device discovery, the on-disk pipeline cache (written
  * atomically, corrupt files ignored), errors (no driver, out of device memory, misaligned tensor
- * offsets), buffers freed while work that uses them is still queued, and a run with the
- * validation layer requested. Exits 77 (skip) when there is no Vulkan device.
+ * offsets), buffers freed while work that uses them is still queued, and runs with the
+ * validation layer requested (clean work passes; a deliberate misuse comes back as an error).
+ * Exits 77 (skip) when there is no Vulkan device.
  */
 #include "config.h"
 
@@ -15,6 +16,7 @@
 
 #include "core/ops.h"
 #include "testutil.h"
+#include "../backends/vulkan/vk_internal.h"
 
 static uint64_t rng;
 
@@ -87,6 +89,7 @@ START_TEST(test_devices)
     /* the preferred device is a GPU whenever there is one (lavapipe only otherwise) */
     if (any_gpu)
         ck_assert_int_eq(in.type, AWQ_DEVICE_GPU);
+    awq_device_close(dev);
     ck_assert_int_eq(awq_device_open(ctx, "vulkan", n, &dev), AWQ_ERR_NO_DEVICE);
     awq_context_destroy(ctx);
 }
@@ -296,6 +299,35 @@ START_TEST(test_validation_run)
 }
 END_TEST
 
+START_TEST(test_validation_reports)
+{
+    /* a deliberate misuse must come back as an error of the next call, with the layer's text */
+    setenv("AWQ_VK_VALIDATION", "1", 1);
+    awq_context *ctx;
+    awq_device *dev = open_vulkan(&ctx);
+    struct vk_dev *vd = dev->impl;
+    if (vd->st->validation) {
+        struct vk_buf *b;
+        ck_assert_int_eq(awq_vk_buf_create(vd, 1024, 0, &b), 0);
+        struct vk_arg args[3] = { { b, 0, b->alloc + 4096 }, { b, 0, 256 }, { b, 256, 256 } };
+        uint32_t spec[] = { vd->tune.wg, 1 };
+        uint32_t push[6] = { 0 };   /* n = 0: the shader touches nothing */
+        ck_assert_int_eq(awq_vk_op_begin(vd), 0);
+        awq_vk_dispatch(vd, VKS_ELTWISE, spec, 2, args, 3, push, sizeof push, 1, 1, 1);
+        int st = awq_device_synchronize(dev);
+        ck_assert_msg(st == AWQ_ERR_BACKEND, "synchronize after a bad descriptor: %d", st);
+        ck_assert_msg(strstr(awq_device_last_error(dev), "Vulkan validation"), "%s", awq_device_last_error(dev));
+        awq_vk_buf_release(vd, b);
+        ck_assert_int_eq(awq_device_synchronize(dev), 0);   /* reported once */
+    } else {
+        printf("note: VK_LAYER_KHRONOS_validation not installed; validation reporting not exercised\n");
+    }
+    awq_device_close(dev);
+    awq_context_destroy(ctx);
+    unsetenv("AWQ_VK_VALIDATION");
+}
+END_TEST
+
 int main(void)
 {
     rng = tu_seed();
@@ -318,6 +350,7 @@ int main(void)
     tcase_add_test(tc, test_errors);
     tcase_add_test(tc, test_free_while_queued);
     tcase_add_test(tc, test_validation_run);
+    tcase_add_test(tc, test_validation_reports);
     tcase_add_test(tc, test_no_driver);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

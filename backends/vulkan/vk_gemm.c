@@ -114,6 +114,39 @@ static uint32_t rows_pow2(int M)
     return r;
 }
 
+/* Which kernel runs a product, and its tile: rows of Y per workgroup (bm), columns per workgroup
+ * (bn; for the GEMV, 8 per team), threads per workgroup. */
+enum kernel { K_GEMV, K_TILED, K_COOPMAT };
+struct plan {
+    enum kernel kind;
+    uint32_t wg, bm, bn, kt;
+};
+
+static struct plan choose_kernel(const struct vk_dev *d, int M, size_t cols, size_t kvec)
+{
+    const struct vk_tune *t = &d->tune;
+    struct plan p;
+    if (M <= GEMV_MAX_M) {
+        p.kind = K_GEMV;
+        gemv_shape(d, cols, kvec, &p.wg, &p.kt);
+        p.bm = GEMV_MAX_M;
+        p.bn = 8 * (p.wg / p.kt);
+    } else if (d->coopmat) {
+        p.kind = K_COOPMAT;
+        p.wg = CM_WG;
+        p.bm = CM_BM;
+        p.bn = CM_BN;
+        p.kt = 0;
+    } else {
+        p.kind = K_TILED;
+        p.wg = (t->bm / t->tm) * (t->bn / t->tn);
+        p.bm = t->bm;
+        p.bn = t->bn;
+        p.kt = 0;
+    }
+    return p;
+}
+
 int awq_vk_gemm_w4(void *dev, const struct awq_gemm_w4_args *a)
 {
     struct vk_dev *d = dev;
@@ -122,46 +155,40 @@ int awq_vk_gemm_w4(void *dev, const struct awq_gemm_w4_args *a)
     size_t K = (size_t)w->K, N = (size_t)w->N, G = (size_t)w->G, M = (size_t)a->M;
     size_t ng = K / G, nb = N / 8;
     size_t xes = awq_dtype_size(a->x_type), yes = awq_dtype_size(a->y_type);
-    int xf16 = a->x_type == AWQ_DTYPE_F16, yf16 = a->y_type == AWQ_DTYPE_F16;
+    uint32_t xf16 = a->x_type == AWQ_DTYPE_F16, yf16 = a->y_type == AWQ_DTYPE_F16;
     uint32_t flags = (a->bias.buf ? 1u : 0u) | (a->act_scale.buf ? 2u : 0u);
-
-    int gemv = a->M <= GEMV_MAX_M;
-    uint32_t bk = t->bk < G ? t->bk : (uint32_t)G, gwg, gkt;
-    gemv_shape(d, nb, K / 4, &gwg, &gkt);
+    struct plan pl = choose_kernel(d, a->M, nb, K / 4);
     /* row chunk: X and Y windows */
     size_t rm = vk_min(awq_vk_rows_fit(d, K * xes), awq_vk_rows_fit(d, N * yes));
-    if (gemv)
-        rm = vk_min(rm, GEMV_MAX_M);
-    else
-        rm = vk_min(rm, (size_t)d->max_groups[1] * (d->coopmat ? CM_BM : t->bm));
+    rm = vk_min(rm, (size_t)(pl.kind == K_GEMV ? 1 : d->max_groups[1]) * pl.bm);
     /* column-block chunk: the weight's three regions */
     size_t cb = vk_min(awq_vk_rows_fit(d, K * 4), vk_min(awq_vk_rows_fit(d, ng * 16), awq_vk_rows_fit(d, ng * 4)));
-    size_t per_group = gemv ? gwg / gkt : (d->coopmat ? CM_BN : t->bn) / 8;
-    cb = vk_min(cb, (size_t)d->max_groups[0] * per_group);
+    cb = vk_min(cb, (size_t)d->max_groups[0] * (pl.bn / 8));
     if (rm == 0 || cb == 0)
         return awq_err_set(d->err, AWQ_ERR_UNSUPPORTED, "gemm_w4: a row of %zu or %zu bytes exceeds "
                            "the device's storage-buffer range", K * xes, N * yes);
 
     uint32_t spec[10];
     int n_spec, shader;
-    if (gemv) {
+    if (pl.kind == K_GEMV) {
         shader = VKS_GEMV_W4;
-        uint32_t s[] = { gwg, gkt, rows_pow2(a->M), (uint32_t)xf16, (uint32_t)yf16, (uint32_t)G };
+        uint32_t s[] = { pl.wg, pl.kt, rows_pow2(a->M), xf16, yf16, (uint32_t)G };
         n_spec = 6;
         memcpy(spec, s, sizeof s);
-    } else if (d->coopmat) {
+    } else if (pl.kind == K_COOPMAT) {
         shader = VKS_GEMM_W4_CM;
-        uint32_t s[] = { CM_WG, (uint32_t)xf16, 0, (uint32_t)yf16, (uint32_t)G };
+        uint32_t s[] = { pl.wg, xf16, 0, yf16, (uint32_t)G };
         n_spec = 5;
         memcpy(spec, s, sizeof s);
     } else {
         shader = VKS_GEMM_W4;
-        uint32_t s[] = { (t->bm / t->tm) * (t->bn / t->tn), t->bm, t->bn, bk, t->tm, t->tn,
-                         (uint32_t)xf16, 0, (uint32_t)yf16, (uint32_t)G };
+        uint32_t bk = t->bk < G ? t->bk : (uint32_t)G;
+        uint32_t s[] = { pl.wg, t->bm, t->bn, bk, t->tm, t->tn, xf16, 0, yf16, (uint32_t)G };
         n_spec = 10;
         memcpy(spec, s, sizeof s);
     }
-    uint32_t bm = d->coopmat ? CM_BM : t->bm, bn = d->coopmat ? CM_BN : t->bn;
+    /* the GEMV reads the packed weight as uvec4, the tiled kernels as uint */
+    size_t q_elem = pl.kind == K_GEMV ? 16 : 4;
     VK_TRY(awq_vk_op_begin(d));
     struct vk_arg args[7];
     struct w4_push pc;
@@ -175,9 +202,8 @@ int awq_vk_gemm_w4(void *dev, const struct awq_gemm_w4_args *a)
                              yes, &args[1], &pc.y_off));
         for (size_t j0 = 0; j0 < nb; j0 += cb) {
             size_t jc = vk_min(cb, nb - j0);
-            /* the GEMV reads the weight as uvec4, the tiled kernel as uint */
-            VK_TRY(awq_vk_window(d, w->buf, w->q_off + j0 * K * 4, w->q_off + (j0 + jc) * K * 4,
-                                 gemv ? 16 : 4, &args[2], &pc.q_off));
+            VK_TRY(awq_vk_window(d, w->buf, w->q_off + j0 * K * 4, w->q_off + (j0 + jc) * K * 4, q_elem,
+                                 &args[2], &pc.q_off));
             VK_TRY(awq_vk_window(d, w->buf, w->s_off + j0 * ng * 16, w->s_off + (j0 + jc) * ng * 16, 2,
                                  &args[3], &pc.s_off));
             VK_TRY(awq_vk_window(d, w->buf, w->z_off + j0 * ng * 4, w->z_off + (j0 + jc) * ng * 4, 4,
@@ -185,21 +211,17 @@ int awq_vk_gemm_w4(void *dev, const struct awq_gemm_w4_args *a)
             pc.K = (uint32_t)K;
             pc.N = (uint32_t)N;
             pc.flags = flags;
-            uint32_t gx, gy;
-            if (gemv) {
+            if (pl.kind == K_GEMV) {
                 pc.a2 = (uint32_t)jc;
                 pc.a3 = (uint32_t)(8 * j0);
                 pc.a4 = (uint32_t)mc;
-                gx = (uint32_t)vk_div_up(jc, gwg / gkt);
-                gy = 1;
             } else {
                 pc.a2 = (uint32_t)mc;
                 pc.a3 = (uint32_t)(8 * jc);
                 pc.a4 = (uint32_t)(8 * j0);
-                gx = (uint32_t)vk_div_up(8 * jc, bn);
-                gy = (uint32_t)vk_div_up(mc, bm);
             }
-            VK_TRY(awq_vk_dispatch(d, shader, spec, n_spec, args, 7, &pc, sizeof pc, gx, gy, 1));
+            VK_TRY(awq_vk_dispatch(d, shader, spec, n_spec, args, 7, &pc, sizeof pc,
+                                   (uint32_t)vk_div_up(8 * jc, pl.bn), (uint32_t)vk_div_up(mc, pl.bm), 1));
         }
     }
     return awq_vk_op_end(d);
@@ -226,13 +248,11 @@ int awq_vk_gemm(void *dev, const struct awq_gemm_args *a)
     uint32_t xf16 = a->x_type == AWQ_DTYPE_F16, wf16 = a->w_type == AWQ_DTYPE_F16,
              yf16 = a->y_type == AWQ_DTYPE_F16;
     uint32_t flags = a->bias.buf ? 1u : 0u;
-    int gemv = a->M <= GEMV_MAX_M;
-    uint32_t gwg, gkt;
-    gemv_shape(d, N, K, &gwg, &gkt);
+    struct plan pl = choose_kernel(d, a->M, N, K);
+    size_t per_team = pl.kind == K_GEMV ? pl.wg / pl.kt : pl.bn;   /* columns per workgroup */
     size_t rm = vk_min(awq_vk_rows_fit(d, K * xes), awq_vk_rows_fit(d, N * yes));
-    rm = gemv ? vk_min(rm, GEMV_MAX_M) : vk_min(rm, (size_t)d->max_groups[1] * (d->coopmat ? CM_BM : t->bm));
-    size_t per_group = gemv ? gwg / gkt : (d->coopmat ? CM_BN : t->bn);
-    size_t nc_fit = vk_min(awq_vk_rows_fit(d, K * wes), (size_t)d->max_groups[0] * per_group);
+    rm = vk_min(rm, (size_t)(pl.kind == K_GEMV ? 1 : d->max_groups[1]) * pl.bm);
+    size_t nc_fit = vk_min(awq_vk_rows_fit(d, K * wes), (size_t)d->max_groups[0] * per_team);
     if (rm == 0 || nc_fit == 0)
         return awq_err_set(d->err, AWQ_ERR_UNSUPPORTED, "gemm: a row of %zu, %zu or %zu bytes exceeds "
                            "the device's storage-buffer range", K * xes, K * wes, N * yes);
@@ -253,28 +273,24 @@ int awq_vk_gemm(void *dev, const struct awq_gemm_args *a)
             struct vk_arg warg;
             VK_TRY(awq_vk_window(d, vk_tbuf(a->w), a->w.off + n0 * K * wes, a->w.off + (n0 + nc) * K * wes,
                                  wes, &warg, &w_off));
-            if (gemv) {
+            uint32_t gx = (uint32_t)vk_div_up(nc, per_team), gy = (uint32_t)vk_div_up(mc, pl.bm);
+            if (pl.kind == K_GEMV) {
                 struct vk_arg ga[4] = { args[0], warg, yarg, args[3] };
                 struct fv_push pc = { (uint32_t)K, (uint32_t)N, (uint32_t)nc, (uint32_t)n0, (uint32_t)mc,
                                       flags, x_off, w_off, y_off, b_off };
-                uint32_t spec[] = { gwg, gkt, rows_pow2(a->M), xf16, wf16, yf16 };
-                VK_TRY(awq_vk_dispatch(d, VKS_GEMV_F, spec, 6, ga, 4, &pc, sizeof pc,
-                                       (uint32_t)vk_div_up(nc, gwg / gkt), 1, 1));
-            } else if (d->coopmat) {
-                struct vk_arg ga[4] = { args[0], yarg, warg, args[3] };
-                struct f_push pc = { (uint32_t)K, (uint32_t)N, (uint32_t)mc, (uint32_t)nc, (uint32_t)n0,
-                                     flags, x_off, y_off, w_off, b_off };
-                uint32_t spec[] = { CM_WG, xf16, wf16, yf16, 128 };
-                VK_TRY(awq_vk_dispatch(d, VKS_GEMM_F_CM, spec, 5, ga, 4, &pc, sizeof pc,
-                                       (uint32_t)vk_div_up(nc, CM_BN), (uint32_t)vk_div_up(mc, CM_BM), 1));
+                uint32_t spec[] = { pl.wg, pl.kt, rows_pow2(a->M), xf16, wf16, yf16 };
+                VK_TRY(awq_vk_dispatch(d, VKS_GEMV_F, spec, 6, ga, 4, &pc, sizeof pc, gx, 1, 1));
+                continue;
+            }
+            struct vk_arg ga[4] = { args[0], yarg, warg, args[3] };
+            struct f_push pc = { (uint32_t)K, (uint32_t)N, (uint32_t)mc, (uint32_t)nc, (uint32_t)n0,
+                                 flags, x_off, y_off, w_off, b_off };
+            if (pl.kind == K_COOPMAT) {
+                uint32_t spec[] = { pl.wg, xf16, wf16, yf16, 128 };
+                VK_TRY(awq_vk_dispatch(d, VKS_GEMM_F_CM, spec, 5, ga, 4, &pc, sizeof pc, gx, gy, 1));
             } else {
-                struct vk_arg ga[4] = { args[0], yarg, warg, args[3] };
-                struct f_push pc = { (uint32_t)K, (uint32_t)N, (uint32_t)mc, (uint32_t)nc, (uint32_t)n0,
-                                     flags, x_off, y_off, w_off, b_off };
-                uint32_t spec[] = { (t->bm / t->tm) * (t->bn / t->tn), t->bm, t->bn, t->bk, t->tm, t->tn,
-                                    xf16, wf16, yf16, 128 };
-                VK_TRY(awq_vk_dispatch(d, VKS_GEMM_F, spec, 10, ga, 4, &pc, sizeof pc,
-                                       (uint32_t)vk_div_up(nc, t->bn), (uint32_t)vk_div_up(mc, t->bm), 1));
+                uint32_t spec[] = { pl.wg, t->bm, t->bn, t->bk, t->tm, t->tn, xf16, wf16, yf16, 128 };
+                VK_TRY(awq_vk_dispatch(d, VKS_GEMM_F, spec, 10, ga, 4, &pc, sizeof pc, gx, gy, 1));
             }
         }
     }

@@ -6,12 +6,15 @@
  * rest of libawq and sees a clear "Vulkan loader not found" from this backend's init().
  *
  * Environment knobs (read at init/open; all optional):
- *   AWQ_VK_VALIDATION=1      enable VK_LAYER_KHRONOS_validation when installed; its messages become
- *                            errors of the next call on the device
+ *   AWQ_VK_VALIDATION=1      enable VK_LAYER_KHRONOS_validation when installed; its error messages
+ *                            become errors of the next call on the device
  *   AWQ_VK_DISABLE=a,b       force fallbacks: "fast" (16-bit storage/fp16/subgroup SPIR-V variant),
- *                            "uma" (direct host mapping of device buffers), "coopmat"
+ *                            "uma" (direct host mapping of device buffers), "coopmat" (tensor cores)
  *   AWQ_VK_MAX_RANGE=bytes   pretend maxStorageBufferRange is smaller (exercises chunked dispatch)
  *   AWQ_VK_STAGING=bytes     staging buffer size (default 64 MiB)
+ *   AWQ_VK_TUNE=k=v,...      override the vendor table (vk_pipeline.c) for tuning runs: wg, gemv_wg,
+ *                            gemv_kt, gemv_threads, bm, bn, bk, tm, tn, attn_bq, attn_bkv, attn_dc,
+ *                            attn_dv, attn_target_wgs (powers of two)
  */
 #ifndef AWQ_VK_INTERNAL_H
 #define AWQ_VK_INTERNAL_H
@@ -122,7 +125,7 @@ struct vk_phys {
  * each device reports the ones it has not seen yet as an error of its next call. */
 struct vk_msgsink {
     unsigned long count;
-    char last[512];
+    char last[1024];
 };
 
 struct vk_state {
@@ -187,6 +190,7 @@ struct vk_spirv {
     const uint32_t *code[2];
     size_t size[2];
     int bindings;                  /* storage buffers the shader declares (0..n-1) */
+    uint32_t writes;               /* bit i: binding i is declared writable */
 };
 extern const struct vk_spirv awq_vk_spirv[VKS_COUNT];
 
@@ -202,6 +206,13 @@ struct vk_pipe {
     VkPipeline pipe;
 };
 
+/* A byte range of a buffer written since the last barrier (hazard tracking within a frame). */
+struct vk_span {
+    VkBuffer buf;
+    size_t lo, hi;
+};
+#define VK_MAX_SPANS 32
+
 struct vk_frame {
     VkCommandBuffer cmd;
     VkFence fence;
@@ -209,8 +220,11 @@ struct vk_frame {
     uint64_t serial;
     uint32_t sets;                 /* descriptor sets allocated from pool */
     uint32_t dispatches;
+    uint64_t work;                 /* bytes of tensors bound so far (a proxy for GPU time) */
     int submitted;                 /* fence pending */
     VkPipeline bound;              /* last pipeline bound while recording */
+    struct vk_span written[VK_MAX_SPANS];
+    int n_written;                 /* -1: too many to track (the next dispatch gets a barrier) */
 };
 
 /* A buffer freed while the GPU may still use it: released once `serial` completes. */
@@ -308,6 +322,8 @@ int awq_vk_dispatch(struct vk_dev *d, int shader, const uint32_t *spec, int n_sp
 /* The command buffer of the open frame (opening one when needed). */
 int awq_vk_cmd(struct vk_dev *d, VkCommandBuffer *cmd);
 void awq_vk_touch(struct vk_dev *d, struct vk_buf *b);
+/* Counts bytes moved by a transfer command towards the frame's submission threshold. */
+void awq_vk_work(struct vk_dev *d, size_t bytes);
 /* Submits the open frame, if any. */
 int awq_vk_flush(struct vk_dev *d);
 /* Waits until the frame with `serial` has completed (submitting it first if still open). */

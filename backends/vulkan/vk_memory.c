@@ -296,6 +296,7 @@ int awq_vk_write(struct vk_dev *d, struct vk_buf *b, size_t off, const void *src
         d->fn.vkCmdCopyBuffer(cmd, d->staging->buf, b->buf, 1, &c);
         awq_vk_touch(d, b);
         awq_vk_touch(d, d->staging);
+        awq_vk_work(d, piece);
         VK_TRY(awq_vk_op_end(d));
         s += piece;
         off += piece;
@@ -389,6 +390,7 @@ int awq_vk_buf_copy(void *dev, void *src, size_t src_off, void *dst, size_t dst_
         VkBufferCopy c = { src_off, dst_off, n };
         d->fn.vkCmdCopyBuffer(cmd, s->buf, t->buf, 1, &c);
     }
+    awq_vk_work(d, 2 * n);
     awq_vk_touch(d, s);
     awq_vk_touch(d, t);
     return awq_vk_op_end(d);
@@ -418,5 +420,6 @@ int awq_vk_buf_zero(void *dev, void *buf, size_t off, size_t n)
     }
     awq_vk_touch(d, b);
     awq_vk_touch(d, d->dummy);
+    awq_vk_work(d, n);
     return awq_vk_op_end(d);
 }

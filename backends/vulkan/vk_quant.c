@@ -13,7 +13,8 @@ int awq_vk_act_stats(void *dev, const struct awq_act_stats_args *a)
 {
     struct vk_dev *d = dev;
     size_t T = (size_t)a->T, C = (size_t)a->C, xes = awq_dtype_size(a->x_type);
-    const size_t CB = 64;
+    /* 128 channels per workgroup: fp16 rows are then read 256 bytes at a time */
+    const size_t CB = d->tune.wg < 128 ? d->tune.wg : 128;
     size_t room = (d->max_range - 1024) / 12;   /* (chunk, channel) partial triples per binding */
     size_t rows_x = awq_vk_rows_fit(d, C * xes);
     if (rows_x == 0)
@@ -30,7 +31,7 @@ int awq_vk_act_stats(void *dev, const struct awq_act_stats_args *a)
     size_t n_part = vk_div_up(T, TR);
     size_t cc = vk_min(C, room / n_part);
     if (cc > CB)
-        cc = cc / CB * CB;
+        cc = cc / CB * CB;   /* whole workgroups of channels per chunk */
     size_t step = vk_min(rows_x / TR * TR, (size_t)d->max_groups[1] * TR);   /* rows per dispatch */
 
     VK_TRY(awq_vk_op_begin(d));
@@ -64,13 +65,13 @@ int awq_vk_act_stats(void *dev, const struct awq_act_stats_args *a)
                                  xes, &args[0], &pc.x_off));
             pc.T = (uint32_t)tc;
             pc.p_base = (uint32_t)(t0 / TR);
-            uint32_t spec[] = { d->tune.wg, 0, xf16 };
-            VK_TRY(awq_vk_dispatch(d, VKS_ACT_STATS, spec, 3, args, 5, &pc, sizeof pc,
+            uint32_t spec[] = { d->tune.wg, 0, xf16, (uint32_t)CB };
+            VK_TRY(awq_vk_dispatch(d, VKS_ACT_STATS, spec, 4, args, 5, &pc, sizeof pc,
                                    (uint32_t)vk_div_up(ccn, CB), (uint32_t)vk_div_up(tc, TR), 1));
         }
         VK_TRY(awq_vk_barrier(d));
-        uint32_t spec[] = { d->tune.wg, 1, xf16 };
-        VK_TRY(awq_vk_dispatch(d, VKS_ACT_STATS, spec, 3, args, 5, &pc, sizeof pc,
+        uint32_t spec[] = { d->tune.wg, 1, xf16, (uint32_t)CB };
+        VK_TRY(awq_vk_dispatch(d, VKS_ACT_STATS, spec, 4, args, 5, &pc, sizeof pc,
                                (uint32_t)vk_div_up(ccn, d->tune.wg), 1, 1));
     }
     return awq_vk_op_end(d);

@@ -14,7 +14,13 @@
 
 #include "vk_internal.h"
 
-#define FLUSH_DISPATCHES 48
+/* Submission policy: a frame is submitted once it holds FLUSH_DISPATCHES dispatches or binds
+ * FLUSH_BYTES of tensors (roughly the memory traffic of a few microseconds of GPU time), or when
+ * the GPU has gone idle and the frame holds at least IDLE_BYTES: few submissions per token in
+ * decode, while the GPU never waits long for work. */
+#define FLUSH_DISPATCHES 64
+#define FLUSH_BYTES ((uint64_t)64 << 20)
+#define IDLE_BYTES ((uint64_t)1 << 20)
 
 int awq_vk_queue_init(struct vk_dev *d)
 {
@@ -89,6 +95,7 @@ static int frame_wait(struct vk_dev *d, struct vk_frame *f)
 
 static void record_barrier(struct vk_dev *d, struct vk_frame *f)
 {
+    f->n_written = 0;
     VkMemoryBarrier mb = {
         .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
         .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT | VK_ACCESS_HOST_WRITE_BIT,
@@ -127,6 +134,7 @@ static int frame_begin(struct vk_dev *d)
     f->serial = d->serial_next++;
     f->sets = 0;
     f->dispatches = 0;
+    f->work = 0;
     f->bound = VK_NULL_HANDLE;
     d->cur = d->next;
     d->next = (d->next + 1) % VK_FRAMES;
@@ -241,7 +249,7 @@ int awq_vk_op_end(struct vk_dev *d)
     if (d->cur < 0)
         return awq_vk_check_messages(d);
     struct vk_frame *f = &d->frames[d->cur];
-    if (f->dispatches >= FLUSH_DISPATCHES || gpu_idle(d))
+    if (f->dispatches >= FLUSH_DISPATCHES || f->work >= FLUSH_BYTES || (f->work >= IDLE_BYTES && gpu_idle(d)))
         VK_TRY(awq_vk_flush(d));
     return awq_vk_check_messages(d);
 }
@@ -268,6 +276,12 @@ void awq_vk_touch(struct vk_dev *d, struct vk_buf *b)
         b->last_use = d->frames[d->cur].serial;
 }
 
+void awq_vk_work(struct vk_dev *d, size_t bytes)
+{
+    if (d->cur >= 0)
+        d->frames[d->cur].work += bytes;
+}
+
 int awq_vk_dispatch(struct vk_dev *d, int shader, const uint32_t *spec, int n_spec,
                     const struct vk_arg *args, int n_args, const void *push, size_t push_size,
                     uint32_t gx, uint32_t gy, uint32_t gz)
@@ -284,6 +298,16 @@ int awq_vk_dispatch(struct vk_dev *d, int shader, const uint32_t *spec, int n_sp
     VK_TRY(awq_vk_pipeline(d, shader, spec, n_spec, &pipe));
     VK_TRY(frame_begin(d));
     struct vk_frame *f = &d->frames[d->cur];
+    /* Chunks of one op run without barriers between them unless their windows overlap bytes an
+     * earlier dispatch may have written (windows start aligned down, so neighbours can share a
+     * few bytes; column chunks of a product share rows of Y). */
+    int hazard = f->n_written < 0;
+    for (int i = 0; i < n_args && !hazard; i++)
+        for (int k = 0; k < f->n_written && !hazard; k++)
+            hazard = f->written[k].buf == args[i].b->buf && args[i].off < f->written[k].hi &&
+                     f->written[k].lo < args[i].off + args[i].range;
+    if (hazard)
+        record_barrier(d, f);
     if (f->sets >= VK_SETS_PER_FRAME) {
         VK_TRY(awq_vk_flush(d));
         VK_TRY(frame_begin(d));
@@ -320,6 +344,7 @@ int awq_vk_dispatch(struct vk_dev *d, int shader, const uint32_t *spec, int n_sp
             .pBufferInfo = &bi[i],
         };
         args[i].b->last_use = f->serial;
+        f->work += args[i].range;
     }
     d->fn.vkUpdateDescriptorSets(d->dev, (uint32_t)n_args, w, 0, NULL);
     if (f->bound != pipe) {
@@ -333,5 +358,14 @@ int awq_vk_dispatch(struct vk_dev *d, int shader, const uint32_t *spec, int n_sp
                                  (uint32_t)((push_size + 3) & ~(size_t)3), push);
     d->fn.vkCmdDispatch(f->cmd, gx, gy, gz);
     f->dispatches++;
+    for (int i = 0; i < n_args; i++) {
+        if (!(awq_vk_spirv[shader].writes & (1u << i)) || f->n_written < 0)
+            continue;
+        if (f->n_written == VK_MAX_SPANS)
+            f->n_written = -1;
+        else
+            f->written[f->n_written++] = (struct vk_span){ args[i].b->buf, args[i].off,
+                                                           args[i].off + args[i].range };
+    }
     return 0;
 }

@@ -107,26 +107,26 @@ static _Alignas(4) const unsigned char gemm_f_cm_base[] = {
 static _Alignas(4) const unsigned char gemm_f_cm_fast[] = {
 #include "../../shaders/gemm_f_cm.fast.spv.h"
 };
-#define S(id, name, n) \
+#define S(id, name, n, w) \
     [id] = { #name, { (const uint32_t *)name##_base, (const uint32_t *)name##_fast }, \
-             { sizeof name##_base, sizeof name##_fast }, n }
+             { sizeof name##_base, sizeof name##_fast }, n, w }
 
 const struct vk_spirv awq_vk_spirv[VKS_COUNT] = {
-    S(VKS_GEMV_W4, gemv_w4, 7),
-    S(VKS_GEMM_W4, gemm_w4, 7),
-    S(VKS_GEMV_F, gemv_f, 4),
-    S(VKS_GEMM_F, gemm_f, 4),
-    S(VKS_ACT_STATS, act_stats, 5),
-    S(VKS_RMSNORM, rmsnorm, 3),
-    S(VKS_ROPE, rope, 2),
-    S(VKS_ATTENTION, attention, 5),
-    S(VKS_ATTN_COMBINE, attn_combine, 2),
-    S(VKS_ELTWISE, eltwise, 3),
-    S(VKS_EMBED, embed, 3),
-    S(VKS_CROSS_ENTROPY, cross_entropy, 3),
-    S(VKS_PSEUDO_QUANT, pseudo_quant, 3),
-    S(VKS_CLIP_SEARCH, clip_search, 3),
-    S(VKS_SQ_ERR, sq_err, 4),
-    S(VKS_GEMM_W4_CM, gemm_w4_cm, 7),
-    S(VKS_GEMM_F_CM, gemm_f_cm, 4),
+    S(VKS_GEMV_W4, gemv_w4, 7, 0x2),
+    S(VKS_GEMM_W4, gemm_w4, 7, 0x2),
+    S(VKS_GEMV_F, gemv_f, 4, 0x4),
+    S(VKS_GEMM_F, gemm_f, 4, 0x2),
+    S(VKS_ACT_STATS, act_stats, 5, 0x1e),
+    S(VKS_RMSNORM, rmsnorm, 3, 0x5),
+    S(VKS_ROPE, rope, 2, 0x1),
+    S(VKS_ATTENTION, attention, 5, 0x18),
+    S(VKS_ATTN_COMBINE, attn_combine, 2, 0x2),
+    S(VKS_ELTWISE, eltwise, 3, 0x7),
+    S(VKS_EMBED, embed, 3, 0x4),
+    S(VKS_CROSS_ENTROPY, cross_entropy, 3, 0x4),
+    S(VKS_PSEUDO_QUANT, pseudo_quant, 3, 0x5),
+    S(VKS_CLIP_SEARCH, clip_search, 3, 0x4),
+    S(VKS_SQ_ERR, sq_err, 4, 0xc),
+    S(VKS_GEMM_W4_CM, gemm_w4_cm, 7, 0x2),
+    S(VKS_GEMM_F_CM, gemm_f_cm, 4, 0x2),
 };
