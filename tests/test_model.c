@@ -377,6 +377,53 @@ START_TEST(test_bad_input)
     snprintf(out, sizeof out, "%s/out", tmp);
     ck_assert_int_eq(awq_quantize(cpu, path, out, &o, NULL), AWQ_ERR_BAD_CONFIG);
     ck_assert_int_eq(count_entries(tmp), 6);   /* nothing written by the failures */
+
+    /* tensors: one missing, one of the wrong shape (a copy of the real model, edited) */
+    struct awq_safetensors *st;
+    struct awq_errbuf e;
+    ck_assert_int_eq(awq_safetensors_open(model_dir, &st, &e), 0);
+    for (int variant = 0; variant < 2; variant++) {
+        char dir[600], file[700], src[700];
+        snprintf(dir, sizeof dir, "%s/broken%d", tmp, variant);
+        mkdir(dir, 0755);
+        struct awq_st_writer *w;
+        ck_assert_int_eq(awq_st_writer_create(&w), 0);
+        for (size_t i = 0; i < awq_safetensors_count(st); i++) {
+            const struct awq_st_tensor *t = awq_safetensors_at(st, i);
+            int victim = !strcmp(t->name, "model.layers.2.mlp.up_proj.weight");
+            if (victim && variant == 0)
+                continue;   /* missing */
+            int64_t shape[8];
+            memcpy(shape, t->shape, sizeof shape);
+            size_t bytes = t->nbytes;
+            if (victim) {   /* [172, 64] stored as [64, 172]: same bytes, wrong shape */
+                shape[0] = t->shape[1];
+                shape[1] = t->shape[0];
+            }
+            ck_assert_int_eq(awq_st_writer_add(w, t->name, t->dtype, t->ndim, shape, t->data, bytes, &e), 0);
+        }
+        snprintf(file, sizeof file, "%s/model.safetensors", dir);
+        ck_assert_int_eq(awq_st_writer_save(w, file, &e), 0);
+        awq_st_writer_destroy(w);
+        char *cfgtext;
+        size_t cfglen;
+        snprintf(src, sizeof src, "%s/config.json", model_dir);
+        FILE *f = fopen(src, "rb");
+        ck_assert_ptr_nonnull(f);
+        cfgtext = malloc(1 << 16);
+        cfglen = fread(cfgtext, 1, 1 << 16, f);
+        fclose(f);
+        snprintf(file, sizeof file, "%s/config.json", dir);
+        ck_assert_int_eq(tu_write_file(file, cfgtext, cfglen), 0);
+        free(cfgtext);
+        snprintf(out, sizeof out, "%s/out%d", tmp, variant);
+        int st2 = awq_quantize(cpu, dir, out, &o, NULL);
+        ck_assert_int_eq(st2, variant == 0 ? AWQ_ERR_NOT_FOUND : AWQ_ERR_BAD_SHAPE);
+        ck_assert_ptr_nonnull(strstr(awq_device_last_error(cpu), "model.layers.2.mlp.up_proj.weight"));
+        tu_rmtree(dir);
+    }
+    awq_safetensors_close(st);
+    ck_assert_int_eq(count_entries(tmp), 6);
     close_cpu();
 
     /* interruption: an existing output stays as it was, no temporary directory is left */
