@@ -12,6 +12,14 @@
  *                            "uma" (direct host mapping of device buffers), "coopmat" (tensor cores)
  *   AWQ_VK_MAX_RANGE=bytes   pretend maxStorageBufferRange is smaller (exercises chunked dispatch)
  *   AWQ_VK_STAGING=bytes     staging buffer size (default 64 MiB)
+ *   AWQ_VK_REUSE=0           record every dispatch into the frame (no cache of recorded dispatches)
+ *   AWQ_VK_COPY=shader|transfer  how buf_copy moves device data (default: a compute shader on
+ *                            discrete GPUs, whose copy engines are slower than the SMs; vkCmdCopyBuffer
+ *                            elsewhere)
+ *   AWQ_VK_SUBMIT=k=v,...    submission policy (vk_queue.c): fd (dispatches per frame), fb (bytes per
+ *                            frame), ib (bytes before an idle GPU gets the frame), idle (0: never
+ *                            submit early, 1: whenever the GPU is idle, 2: when idle and the frame
+ *                            has been open longer than a submission takes)
  *   AWQ_VK_TUNE=k=v,...      override the vendor table (vk_pipeline.c) for tuning runs: wg, gemv_wg,
  *                            gemv_kt, gemv_threads, bm, bn, bk, tm, tn, attn_bq, attn_bkv, attn_dc,
  *                            attn_dv, attn_target_wgs (powers of two)
@@ -87,7 +95,9 @@
     X(vkCmdDispatch)                                                                               \
     X(vkCmdPipelineBarrier)                                                                        \
     X(vkCmdCopyBuffer)                                                                             \
-    X(vkCmdFillBuffer)
+    X(vkCmdFillBuffer)                                                                             \
+    X(vkFreeDescriptorSets)                                                                        \
+    X(vkCmdExecuteCommands)
 
 #define VK_DECLARE_PFN(name) PFN_##name name;
 struct vk_ifn {
@@ -146,6 +156,7 @@ struct vk_state {
 /* A device buffer. `map` is set when the memory is host-visible and mapped for direct access
  * (UMA devices, staging). `last_use` is the serial of the last frame that referenced it. */
 struct vk_buf {
+    uint64_t id;                   /* unique per device and lifetime (handles get reused) */
     VkBuffer buf;
     VkDeviceMemory mem;
     void *map;
@@ -179,7 +190,7 @@ struct vk_tune {
 enum vk_shader {
     VKS_GEMV_W4, VKS_GEMM_W4, VKS_GEMV_F, VKS_GEMM_F, VKS_ACT_STATS, VKS_RMSNORM, VKS_ROPE,
     VKS_ATTENTION, VKS_ATTN_COMBINE, VKS_ELTWISE, VKS_EMBED, VKS_CROSS_ENTROPY, VKS_PSEUDO_QUANT,
-    VKS_CLIP_SEARCH, VKS_SQ_ERR, VKS_GEMM_W4_CM, VKS_GEMM_F_CM,
+    VKS_CLIP_SEARCH, VKS_SQ_ERR, VKS_GEMM_W4_CM, VKS_GEMM_F_CM, VKS_COPY,
     VKS_COUNT
 };
 
@@ -212,6 +223,41 @@ struct vk_span {
     size_t lo, hi;
 };
 #define VK_MAX_SPANS 32
+
+/* A dispatch recorded once into a secondary command buffer (pipeline, persistent descriptor set,
+ * push constants, group counts) and replayed with vkCmdExecuteCommands while its key recurs.
+ * Buffers are keyed by id, so a freed-and-reallocated handle never matches an old recording. */
+struct vk_rec_key {
+    VkPipeline pipe;
+    uint32_t n_args, push_size;
+    uint32_t groups[3];
+    uint32_t pad;
+    uint64_t id[VK_MAX_BINDINGS];
+    uint64_t off[VK_MAX_BINDINGS], range[VK_MAX_BINDINGS];
+    uint32_t push[VK_PUSH_BYTES / 4];
+};
+struct vk_rec {
+    struct vk_rec_key key;
+    uint32_t hash;
+    int next;                      /* hash chain; -1 ends it */
+    int live;                      /* in the table (key valid) */
+    VkCommandBuffer cmd;           /* secondary; VK_NULL_HANDLE until first used */
+    VkDescriptorSet set;
+    uint32_t set_n;                /* bindings of set's layout */
+    uint64_t serial;               /* last frame that executes it */
+    uint64_t tick;                 /* last use, for LRU eviction */
+};
+#define VK_REC_SLOTS 512
+#define VK_REC_BUCKETS 1024
+
+/* Counters for tests and tuning (never printed by the library). */
+struct vk_stats {
+    uint64_t records;              /* dispatches recorded into a cached secondary */
+    uint64_t replays;              /* dispatches that reused a cached secondary */
+    uint64_t direct;               /* dispatches recorded straight into the frame */
+    uint64_t evictions;            /* cached recordings dropped (LRU or a freed buffer) */
+    uint64_t submits;
+};
 
 struct vk_frame {
     VkCommandBuffer cmd;
@@ -250,6 +296,7 @@ struct vk_dev {
     uint32_t max_groups[3];
     uint32_t shared_max;
     int fast, uma, coopmat;
+    int copy_shader;               /* buf_copy through the copy shader (else vkCmdCopyBuffer) */
     uint32_t loop_cap;             /* total loop iterations one invocation may run (0: no limit) */
     uint32_t max_wg;               /* largest 1-D workgroup (power of two) */
     uint32_t subgroup;             /* subgroup size the fast variants assume as team granule */
@@ -273,6 +320,21 @@ struct vk_dev {
     int cur;                       /* frame being recorded, -1 when none */
     int next;                      /* ring position of the next frame */
     uint64_t serial_next, serial_done;
+    uint32_t flush_dispatches;     /* submission policy (see vk_queue.c) */
+    uint64_t flush_bytes, idle_bytes;
+    int idle_mode;
+    double frame_t0;               /* host time (s) the open frame began */
+    double submit_cost;            /* running estimate of one vkQueueSubmit on the host (s) */
+
+    /* recorded dispatches, replayed while their key recurs */
+    int reuse;
+    struct vk_rec *recs;           /* VK_REC_SLOTS */
+    int n_recs;                    /* slots handed out so far */
+    int buckets[VK_REC_BUCKETS];
+    uint64_t rec_tick;
+    VkDescriptorPool rec_pool;
+    uint64_t buf_ids;
+    struct vk_stats stats;
 
     /* memory helpers */
     struct vk_buf *staging;        /* host-visible, for the non-UMA path */
@@ -332,6 +394,8 @@ int awq_vk_wait_serial(struct vk_dev *d, uint64_t serial);
 int awq_vk_finish(struct vk_dev *d);
 /* Releases garbage whose frames have completed. */
 void awq_vk_collect(struct vk_dev *d);
+/* Drops the recorded dispatches that bind buffer `id` (it is being freed). */
+void awq_vk_rec_forget(struct vk_dev *d, uint64_t id);
 
 /* ---- vk_memory.c ---------------------------------------------------------------------------------- */
 int awq_vk_memory_init(struct vk_dev *d);

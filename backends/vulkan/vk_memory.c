@@ -63,6 +63,15 @@ int awq_vk_memory_init(struct vk_dev *d)
             if ((m->memoryTypes[i].propertyFlags & uma) == uma)
                 d->uma = 1;
     d->max_alloc = d->ph->max_alloc;
+    /* Discrete GPUs copy faster through their SMs than through the copy engine vkCmdCopyBuffer
+     * may use (NVIDIA: about a third of the bandwidth). */
+    const char *cm = getenv("AWQ_VK_COPY");
+    if (cm && !strcmp(cm, "shader"))
+        d->copy_shader = 1;
+    else if (cm && !strcmp(cm, "transfer"))
+        d->copy_shader = 0;
+    else
+        d->copy_shader = d->ph->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU;
     VK_TRY(awq_vk_buf_create(d, 256, 0, &d->dummy));
     if (d->dummy->map) {
         memset(d->dummy->map, 0, 256);
@@ -95,6 +104,7 @@ int awq_vk_buf_create(struct vk_dev *d, size_t bytes, int host, struct vk_buf **
     struct vk_buf *b = calloc(1, sizeof *b);
     if (!b)
         return awq_err_set(d->err, AWQ_ERR_OUT_OF_MEMORY, "out of host memory");
+    b->id = ++d->buf_ids;
     b->size = bytes;
     b->alloc = alloc;
     VkBufferCreateInfo bci = {
@@ -112,14 +122,23 @@ int awq_vk_buf_create(struct vk_dev *d, size_t bytes, int host, struct vk_buf **
     VkMemoryRequirements req;
     d->fn.vkGetBufferMemoryRequirements(d->dev, b->buf, &req);
     VkMemoryPropertyFlags hv = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
-    int type;
+    int type = -1;
     if (host)
         type = find_type(d, req.memoryTypeBits, hv, VK_MEMORY_PROPERTY_HOST_CACHED_BIT);
     else if (d->uma)
         type = find_type(d, req.memoryTypeBits, hv | VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT,
                          VK_MEMORY_PROPERTY_HOST_CACHED_BIT);
     else {
-        type = find_type(d, req.memoryTypeBits, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT, 0);
+        /* plain video memory first: a host-visible device-local type (the PCIe BAR) may come first
+         * in the list and be slower for the GPU */
+        const VkPhysicalDeviceMemoryProperties *m = &d->ph->mem;
+        for (uint32_t i = 0; i < m->memoryTypeCount && type < 0; i++)
+            if ((req.memoryTypeBits & (1u << i)) &&
+                (m->memoryTypes[i].propertyFlags & (VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT | VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT)) ==
+                    VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT)
+                type = (int)i;
+        if (type < 0)
+            type = find_type(d, req.memoryTypeBits, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT, 0);
         if (type < 0)
             type = find_type(d, req.memoryTypeBits, 0, 0);
     }
@@ -158,6 +177,7 @@ void awq_vk_buf_destroy_now(struct vk_dev *d, struct vk_buf *b)
 {
     if (!b)
         return;
+    awq_vk_rec_forget(d, b->id);
     if (b->map)
         d->fn.vkUnmapMemory(d->dev, b->mem);
     d->fn.vkDestroyBuffer(d->dev, b->buf, NULL);
@@ -185,6 +205,7 @@ void awq_vk_buf_release(struct vk_dev *d, struct vk_buf *b)
         d->garbage = g;
         d->cap_garbage = cap;
     }
+    awq_vk_rec_forget(d, b->id);
     if (b->map)
         d->fn.vkUnmapMemory(d->dev, b->mem);
     d->garbage[d->n_garbage++] = (struct vk_garbage){ b->last_use, b->buf, b->mem };
@@ -366,29 +387,69 @@ int awq_vk_buf_read(void *dev, void *buf, size_t off, void *dst, size_t n)
     return awq_vk_read(d, buf, off, dst, n);
 }
 
+static int copy_transfer(struct vk_dev *d, struct vk_buf *s, size_t so, struct vk_buf *t, size_t to, size_t n)
+{
+    if (!n)
+        return 0;
+    VkCommandBuffer cmd;
+    VK_TRY(awq_vk_cmd(d, &cmd));
+    VkBufferCopy c = { so, to, n };
+    d->fn.vkCmdCopyBuffer(cmd, s->buf, t->buf, 1, &c);
+    return 0;
+}
+
+struct copy_push {
+    uint32_t n, s_off, d_off;
+};
+
+/* Records a copy of n bytes between non-overlapping ranges: through the copy shader in 16-byte
+ * units when enabled and both ends share their alignment mod 16 (the unaligned head and the tail
+ * by vkCmdCopyBuffer), else by vkCmdCopyBuffer alone. The pieces touch disjoint bytes, so they
+ * need no barrier between them. */
+static int record_copy(struct vk_dev *d, struct vk_buf *s, size_t so, struct vk_buf *t, size_t to, size_t n)
+{
+    if (!d->copy_shader || n < 4096 || so % 16 != to % 16)
+        return copy_transfer(d, s, so, t, to, n);
+    size_t head = (16 - to % 16) % 16;
+    VK_TRY(copy_transfer(d, s, so, t, to, head));
+    so += head;
+    to += head;
+    n -= head;
+    size_t chunk_max = (d->max_range - d->align) & ~(size_t)15;
+    uint32_t wg = d->tune.wg;
+    while (n >= 16) {
+        size_t c = vk_min(n & ~(size_t)15, chunk_max);
+        struct vk_arg a[2];
+        struct copy_push pc;
+        VK_TRY(awq_vk_window(d, s, so, so + c, 16, &a[0], &pc.s_off));
+        VK_TRY(awq_vk_window(d, t, to, to + c, 16, &a[1], &pc.d_off));
+        pc.n = (uint32_t)(c / 16);
+        size_t groups = vk_min(vk_div_up(pc.n, wg), vk_min(d->max_groups[0], 65535));
+        VK_TRY(awq_vk_dispatch(d, VKS_COPY, &wg, 1, a, 2, &pc, sizeof pc, (uint32_t)groups, 1, 1));
+        so += c;
+        to += c;
+        n -= c;
+    }
+    return copy_transfer(d, s, so, t, to, n);
+}
+
 int awq_vk_buf_copy(void *dev, void *src, size_t src_off, void *dst, size_t dst_off, size_t n)
 {
     struct vk_dev *d = dev;
     struct vk_buf *s = src, *t = dst;
     VK_TRY(awq_vk_op_begin(d));
-    VkCommandBuffer cmd;
     if (s == t && src_off < dst_off + n && dst_off < src_off + n) {
-        /* overlapping ranges of one buffer: vkCmdCopyBuffer forbids it; go through scratch */
+        /* overlapping ranges of one buffer: vkCmdCopyBuffer forbids it (and a shader would race);
+         * go through scratch */
         struct vk_buf *tmp;
         VK_TRY(awq_vk_scratch(d, n, &tmp));
-        VK_TRY(awq_vk_cmd(d, &cmd));
-        VkBufferCopy c1 = { src_off, 0, n };
-        d->fn.vkCmdCopyBuffer(cmd, s->buf, tmp->buf, 1, &c1);
+        VK_TRY(record_copy(d, s, src_off, tmp, 0, n));
         awq_vk_touch(d, tmp);
         VK_TRY(awq_vk_barrier(d));
-        VK_TRY(awq_vk_cmd(d, &cmd));
-        VkBufferCopy c2 = { 0, dst_off, n };
-        d->fn.vkCmdCopyBuffer(cmd, tmp->buf, t->buf, 1, &c2);
+        VK_TRY(record_copy(d, tmp, 0, t, dst_off, n));
         awq_vk_touch(d, tmp);
     } else {
-        VK_TRY(awq_vk_cmd(d, &cmd));
-        VkBufferCopy c = { src_off, dst_off, n };
-        d->fn.vkCmdCopyBuffer(cmd, s->buf, t->buf, 1, &c);
+        VK_TRY(record_copy(d, s, src_off, t, dst_off, n));
     }
     awq_vk_work(d, 2 * n);
     awq_vk_touch(d, s);

@@ -1,7 +1,16 @@
-/* Recording and submission. Ops record into the open "frame" of a small ring: a command buffer,
- * its fence and a descriptor pool, all reused (reset, never reallocated) once the fence says the
- * GPU is done with them. A frame is submitted when the GPU is idle (so work starts at once), when
- * it holds enough dispatches, or when the host needs a result; ops therefore enqueue and return.
+/* Recording and submission. Ops record into the open "frame" of a small ring: a primary command
+ * buffer, its fence and a descriptor pool, all reused (reset, never reallocated) once the fence
+ * says the GPU is done with them. Frames are submitted in batches (policy below) or when the host
+ * needs a result; ops therefore enqueue and return.
+ *
+ * Recorded once, replayed: a dispatch (pipeline, descriptor set, push constants, group counts) is
+ * recorded into a secondary command buffer the first time its key occurs (the pipeline, each bound
+ * buffer's id, offset and range, the push constants and the grid); the frame then only executes it
+ * (vkCmdExecuteCommands). A decode step that repeats the same ops on the same buffers thus records
+ * nothing but barriers and executes. The cache holds VK_REC_SLOTS recordings, evicts the least
+ * recently used one that no pending frame executes, and drops the recordings of a buffer when it is
+ * freed. When no slot is free (all pending), a dispatch is recorded straight into the frame with a
+ * descriptor set from the frame's pool, as every dispatch is with AWQ_VK_REUSE=0.
  *
  * Ordering: ops form one in-order stream. Every op starts with a global memory barrier, which
  * covers everything recorded before it in this and earlier frames. Each frame has a serial number;
@@ -11,16 +20,59 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "vk_internal.h"
 
 /* Submission policy: a frame is submitted once it holds FLUSH_DISPATCHES dispatches or binds
- * FLUSH_BYTES of tensors (roughly the memory traffic of a few microseconds of GPU time), or when
- * the GPU has gone idle and the frame holds at least IDLE_BYTES: few submissions per token in
- * decode, while the GPU never waits long for work. */
+ * FLUSH_BYTES of tensors (roughly the memory traffic of some ten microseconds of GPU time), or
+ * early, when the GPU has gone idle and the frame holds at least IDLE_BYTES, so the GPU never waits
+ * long for work. Submitting costs the host time (tens of microseconds on some drivers), so by
+ * default (idle mode 2) an idle GPU gets the frame only once the frame has been open longer than a
+ * submission takes: when ops are shorter than a submission, each submission carries several. */
 #define FLUSH_DISPATCHES 64
 #define FLUSH_BYTES ((uint64_t)64 << 20)
 #define IDLE_BYTES ((uint64_t)1 << 20)
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* AWQ_VK_SUBMIT="fd=64,fb=67108864,ib=1048576,idle=2" (tuning runs; bad entries are ignored) */
+static void submit_policy(struct vk_dev *d)
+{
+    d->flush_dispatches = FLUSH_DISPATCHES;
+    d->flush_bytes = FLUSH_BYTES;
+    d->idle_bytes = IDLE_BYTES;
+    d->idle_mode = 2;
+    const char *v = getenv("AWQ_VK_SUBMIT");
+    while (v && *v) {
+        const char *end = strchr(v, ',');
+        size_t len = end ? (size_t)(end - v) : strlen(v);
+        const char *eq = memchr(v, '=', len);
+        if (eq) {
+            char *stop;
+            unsigned long long x = strtoull(eq + 1, &stop, 10);
+            size_t klen = (size_t)(eq - v);
+            if (stop == v + len) {
+                if (klen == 2 && !strncmp(v, "fd", 2) && x > 0 && x < (1u << 30))
+                    d->flush_dispatches = (uint32_t)x;
+                else if (klen == 2 && !strncmp(v, "fb", 2) && x > 0)
+                    d->flush_bytes = x;
+                else if (klen == 2 && !strncmp(v, "ib", 2))
+                    d->idle_bytes = x;
+                else if (klen == 4 && !strncmp(v, "idle", 4) && x <= 2)
+                    d->idle_mode = (int)x;
+            }
+        }
+        v = end ? end + 1 : NULL;
+    }
+    const char *r = getenv("AWQ_VK_REUSE");
+    d->reuse = !(r && !strcmp(r, "0"));
+}
 
 int awq_vk_queue_init(struct vk_dev *d)
 {
@@ -62,6 +114,25 @@ int awq_vk_queue_init(struct vk_dev *d)
     }
     d->serial_next = 1;
     d->cur = -1;
+    submit_policy(d);
+
+    /* the recorded-dispatch cache: its sets are freed one by one when slots are recycled */
+    for (int i = 0; i < VK_REC_BUCKETS; i++)
+        d->buckets[i] = -1;
+    d->recs = calloc(VK_REC_SLOTS, sizeof *d->recs);
+    if (!d->recs)
+        return awq_err_set(d->err, AWQ_ERR_OUT_OF_MEMORY, "out of host memory");
+    VkDescriptorPoolSize rps = { VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, VK_REC_SLOTS * VK_MAX_BINDINGS };
+    VkDescriptorPoolCreateInfo rci = {
+        .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
+        .flags = VK_DESCRIPTOR_POOL_CREATE_FREE_DESCRIPTOR_SET_BIT,
+        .maxSets = VK_REC_SLOTS,
+        .poolSizeCount = 1,
+        .pPoolSizes = &rps,
+    };
+    r = d->fn.vkCreateDescriptorPool(d->dev, &rci, NULL, &d->rec_pool);
+    if (r != VK_SUCCESS)
+        return awq_vk_dev_fail(d, r, "vkCreateDescriptorPool");
     return 0;
 }
 
@@ -74,10 +145,16 @@ void awq_vk_queue_fini(struct vk_dev *d)
         if (f->pool)
             d->fn.vkDestroyDescriptorPool(d->dev, f->pool, NULL);
     }
-    if (d->cmd_pool)
+    if (d->rec_pool)
+        d->fn.vkDestroyDescriptorPool(d->dev, d->rec_pool, NULL);
+    if (d->cmd_pool)   /* frees the primaries and the recorded secondaries */
         d->fn.vkDestroyCommandPool(d->dev, d->cmd_pool, NULL);
     memset(d->frames, 0, sizeof d->frames);
     d->cmd_pool = VK_NULL_HANDLE;
+    d->rec_pool = VK_NULL_HANDLE;
+    free(d->recs);
+    d->recs = NULL;
+    d->n_recs = 0;
 }
 
 static int frame_wait(struct vk_dev *d, struct vk_frame *f)
@@ -136,6 +213,7 @@ static int frame_begin(struct vk_dev *d)
     f->dispatches = 0;
     f->work = 0;
     f->bound = VK_NULL_HANDLE;
+    d->frame_t0 = now_s();
     d->cur = d->next;
     d->next = (d->next + 1) % VK_FRAMES;
     record_barrier(d, f);
@@ -164,9 +242,13 @@ int awq_vk_flush(struct vk_dev *d)
         .commandBufferCount = 1,
         .pCommandBuffers = &f->cmd,
     };
+    double t0 = now_s();
     r = d->fn.vkQueueSubmit(d->queue, 1, &si, f->fence);
     if (r != VK_SUCCESS)
         return awq_vk_dev_fail(d, r, "vkQueueSubmit");
+    double dt = now_s() - t0;
+    d->submit_cost = d->stats.submits ? d->submit_cost + (dt - d->submit_cost) / 8 : dt;
+    d->stats.submits++;
     f->submitted = 1;
     return 0;
 }
@@ -249,7 +331,11 @@ int awq_vk_op_end(struct vk_dev *d)
     if (d->cur < 0)
         return awq_vk_check_messages(d);
     struct vk_frame *f = &d->frames[d->cur];
-    if (f->dispatches >= FLUSH_DISPATCHES || f->work >= FLUSH_BYTES || (f->work >= IDLE_BYTES && gpu_idle(d)))
+    int now = f->dispatches >= d->flush_dispatches || f->work >= d->flush_bytes;
+    if (!now && d->idle_mode && f->work >= d->idle_bytes &&
+        (d->idle_mode == 1 || now_s() - d->frame_t0 >= d->submit_cost))
+        now = gpu_idle(d);
+    if (now)
         VK_TRY(awq_vk_flush(d));
     return awq_vk_check_messages(d);
 }
@@ -282,6 +368,203 @@ void awq_vk_work(struct vk_dev *d, size_t bytes)
         d->frames[d->cur].work += bytes;
 }
 
+/* Updates the frames' fences without waiting (so recordings of completed frames can be reused). */
+static void poll_done(struct vk_dev *d)
+{
+    for (int i = 0; i < VK_FRAMES; i++) {
+        struct vk_frame *f = &d->frames[i];
+        if (f->submitted && d->fn.vkGetFenceStatus(d->dev, f->fence) == VK_SUCCESS) {
+            f->submitted = 0;
+            if (f->serial > d->serial_done)
+                d->serial_done = f->serial;
+        }
+    }
+}
+
+static uint32_t key_hash(const struct vk_rec_key *k)
+{
+    _Static_assert(sizeof *k % 8 == 0, "the key hashes as 64-bit words");
+    uint64_t w[sizeof *k / 8], h = 1469598103934665603u;
+    memcpy(w, k, sizeof w);
+    for (size_t i = 0; i < sizeof w / 8; i++)
+        h = (h ^ w[i]) * 1099511628211u;
+    return (uint32_t)(h ^ (h >> 32));
+}
+
+static void rec_unlink(struct vk_dev *d, int idx)
+{
+    struct vk_rec *e = &d->recs[idx];
+    int *p = &d->buckets[e->hash % VK_REC_BUCKETS];
+    while (*p >= 0 && *p != idx)
+        p = &d->recs[*p].next;
+    if (*p == idx)
+        *p = e->next;
+    e->live = 0;
+    e->next = -1;
+}
+
+void awq_vk_rec_forget(struct vk_dev *d, uint64_t id)
+{
+    for (int i = 0; i < d->n_recs; i++) {
+        struct vk_rec *e = &d->recs[i];
+        if (!e->live)
+            continue;
+        for (uint32_t k = 0; k < e->key.n_args; k++)
+            if (e->key.id[k] == id) {
+                rec_unlink(d, i);
+                e->tick = 0;   /* first to be recycled */
+                d->stats.evictions++;
+                break;
+            }
+    }
+}
+
+/* A slot no pending frame executes: a fresh one, else the least recently used. -1 when none. */
+static int rec_slot(struct vk_dev *d)
+{
+    if (d->n_recs < VK_REC_SLOTS)
+        return d->n_recs++;
+    for (int pass = 0; pass < 2; pass++) {
+        int best = -1;
+        for (int i = 0; i < VK_REC_SLOTS; i++) {
+            const struct vk_rec *e = &d->recs[i];
+            if (e->serial <= d->serial_done && (best < 0 || e->tick < d->recs[best].tick))
+                best = i;
+        }
+        if (best >= 0)
+            return best;
+        poll_done(d);
+    }
+    return -1;
+}
+
+/* Records the dispatch of `k` into slot `idx` (a secondary command buffer). */
+static int rec_record(struct vk_dev *d, int idx, const struct vk_rec_key *k, VkPipeline pipe,
+                      const struct vk_arg *args, const void *push)
+{
+    struct vk_rec *e = &d->recs[idx];
+    if (e->live) {
+        rec_unlink(d, idx);
+        d->stats.evictions++;
+    }
+    VkResult r = VK_SUCCESS;
+    if (!e->cmd) {
+        VkCommandBufferAllocateInfo ai = {
+            .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
+            .commandPool = d->cmd_pool,
+            .level = VK_COMMAND_BUFFER_LEVEL_SECONDARY,
+            .commandBufferCount = 1,
+        };
+        r = d->fn.vkAllocateCommandBuffers(d->dev, &ai, &e->cmd);
+        if (r != VK_SUCCESS) {
+            e->cmd = VK_NULL_HANDLE;
+            return awq_vk_dev_fail(d, r, "vkAllocateCommandBuffers");
+        }
+    }
+    if (e->set && e->set_n != k->n_args) {
+        d->fn.vkFreeDescriptorSets(d->dev, d->rec_pool, 1, &e->set);
+        e->set = VK_NULL_HANDLE;
+    }
+    if (!e->set) {
+        VkDescriptorSetAllocateInfo ai = {
+            .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
+            .descriptorPool = d->rec_pool,
+            .descriptorSetCount = 1,
+            .pSetLayouts = &d->dsl[k->n_args],
+        };
+        r = d->fn.vkAllocateDescriptorSets(d->dev, &ai, &e->set);
+        if (r != VK_SUCCESS) {
+            e->set = VK_NULL_HANDLE;
+            return awq_vk_dev_fail(d, r, "vkAllocateDescriptorSets");
+        }
+        e->set_n = k->n_args;
+    }
+    VkDescriptorBufferInfo bi[VK_MAX_BINDINGS];
+    VkWriteDescriptorSet w[VK_MAX_BINDINGS];
+    for (uint32_t i = 0; i < k->n_args; i++) {
+        bi[i] = (VkDescriptorBufferInfo){ args[i].b->buf, args[i].off, args[i].range };
+        w[i] = (VkWriteDescriptorSet){
+            .sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
+            .dstSet = e->set,
+            .dstBinding = i,
+            .descriptorCount = 1,
+            .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+            .pBufferInfo = &bi[i],
+        };
+    }
+    d->fn.vkUpdateDescriptorSets(d->dev, k->n_args, w, 0, NULL);
+    VkCommandBufferInheritanceInfo ii = { .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_INHERITANCE_INFO };
+    VkCommandBufferBeginInfo cbi = {
+        .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
+        /* replayed several times per frame and by several pending frames */
+        .flags = VK_COMMAND_BUFFER_USAGE_SIMULTANEOUS_USE_BIT,
+        .pInheritanceInfo = &ii,
+    };
+    r = d->fn.vkResetCommandBuffer(e->cmd, 0);
+    if (r == VK_SUCCESS)
+        r = d->fn.vkBeginCommandBuffer(e->cmd, &cbi);
+    if (r != VK_SUCCESS)
+        return awq_vk_dev_fail(d, r, "starting a secondary command buffer");
+    VkPipelineLayout layout = d->layout[k->n_args];
+    d->fn.vkCmdBindPipeline(e->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipe);
+    d->fn.vkCmdBindDescriptorSets(e->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, layout, 0, 1, &e->set, 0, NULL);
+    if (k->push_size)
+        d->fn.vkCmdPushConstants(e->cmd, layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, k->push_size, push);
+    d->fn.vkCmdDispatch(e->cmd, k->groups[0], k->groups[1], k->groups[2]);
+    r = d->fn.vkEndCommandBuffer(e->cmd);
+    if (r != VK_SUCCESS)
+        return awq_vk_dev_fail(d, r, "vkEndCommandBuffer");
+    e->key = *k;
+    e->hash = key_hash(k);
+    int *head = &d->buckets[e->hash % VK_REC_BUCKETS];
+    e->next = *head;
+    *head = idx;
+    e->live = 1;
+    d->stats.records++;
+    return 0;
+}
+
+/* Executes the cached recording of this dispatch in frame f (recording it first when new).
+ * Returns 1 when done, 0 when no slot is free (the caller records directly), < 0 on error. */
+static int dispatch_cached(struct vk_dev *d, struct vk_frame *f, VkPipeline pipe, const struct vk_arg *args,
+                           int n_args, const void *push, size_t push_size, uint32_t gx, uint32_t gy,
+                           uint32_t gz)
+{
+    struct vk_rec_key k;
+    memset(&k, 0, sizeof k);
+    k.pipe = pipe;
+    k.n_args = (uint32_t)n_args;
+    k.push_size = (uint32_t)((push_size + 3) & ~(size_t)3);
+    k.groups[0] = gx;
+    k.groups[1] = gy;
+    k.groups[2] = gz;
+    for (int i = 0; i < n_args; i++) {
+        k.id[i] = args[i].b->id;
+        k.off[i] = args[i].off;
+        k.range[i] = args[i].range;
+    }
+    memcpy(k.push, push, push_size);
+    uint32_t h = key_hash(&k);
+    int idx = d->buckets[h % VK_REC_BUCKETS];
+    while (idx >= 0 && !(d->recs[idx].hash == h && memcmp(&d->recs[idx].key, &k, sizeof k) == 0))
+        idx = d->recs[idx].next;
+    if (idx >= 0) {
+        d->stats.replays++;
+    } else {
+        idx = rec_slot(d);
+        if (idx < 0)
+            return 0;
+        /* the pushed bytes past push_size: zero, as in the key */
+        VK_TRY(rec_record(d, idx, &k, pipe, args, k.push));
+    }
+    struct vk_rec *e = &d->recs[idx];
+    d->fn.vkCmdExecuteCommands(f->cmd, 1, &e->cmd);
+    e->serial = f->serial;
+    e->tick = ++d->rec_tick;
+    f->bound = VK_NULL_HANDLE;   /* state bound by a secondary does not carry over */
+    return 1;
+}
+
 int awq_vk_dispatch(struct vk_dev *d, int shader, const uint32_t *spec, int n_spec,
                     const struct vk_arg *args, int n_args, const void *push, size_t push_size,
                     uint32_t gx, uint32_t gy, uint32_t gz)
@@ -308,56 +591,64 @@ int awq_vk_dispatch(struct vk_dev *d, int shader, const uint32_t *spec, int n_sp
                      f->written[k].lo < args[i].off + args[i].range;
     if (hazard)
         record_barrier(d, f);
-    if (f->sets >= VK_SETS_PER_FRAME) {
-        VK_TRY(awq_vk_flush(d));
-        VK_TRY(frame_begin(d));
-        f = &d->frames[d->cur];
-    }
-    VkDescriptorSetAllocateInfo ai = {
-        .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
-        .descriptorPool = f->pool,
-        .descriptorSetCount = 1,
-        .pSetLayouts = &d->dsl[n_args],
-    };
-    VkDescriptorSet set;
-    VkResult r = d->fn.vkAllocateDescriptorSets(d->dev, &ai, &set);
-    if (r == VK_ERROR_OUT_OF_POOL_MEMORY || r == VK_ERROR_FRAGMENTED_POOL) {
-        VK_TRY(awq_vk_flush(d));
-        VK_TRY(frame_begin(d));
-        f = &d->frames[d->cur];
-        ai.descriptorPool = f->pool;
-        r = d->fn.vkAllocateDescriptorSets(d->dev, &ai, &set);
-    }
-    if (r != VK_SUCCESS)
-        return awq_vk_dev_fail(d, r, "vkAllocateDescriptorSets");
-    f->sets++;
-    VkDescriptorBufferInfo bi[VK_MAX_BINDINGS];
-    VkWriteDescriptorSet w[VK_MAX_BINDINGS];
-    for (int i = 0; i < n_args; i++) {
-        bi[i] = (VkDescriptorBufferInfo){ args[i].b->buf, args[i].off, args[i].range };
-        w[i] = (VkWriteDescriptorSet){
-            .sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
-            .dstSet = set,
-            .dstBinding = (uint32_t)i,
-            .descriptorCount = 1,
-            .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-            .pBufferInfo = &bi[i],
+    int done = 0;
+    if (d->reuse)
+        VK_TRY(done = dispatch_cached(d, f, pipe, args, n_args, push, push_size, gx, gy, gz));
+    if (!done) {
+        if (f->sets >= VK_SETS_PER_FRAME) {
+            VK_TRY(awq_vk_flush(d));
+            VK_TRY(frame_begin(d));
+            f = &d->frames[d->cur];
+        }
+        VkDescriptorSetAllocateInfo ai = {
+            .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
+            .descriptorPool = f->pool,
+            .descriptorSetCount = 1,
+            .pSetLayouts = &d->dsl[n_args],
         };
+        VkDescriptorSet set;
+        VkResult r = d->fn.vkAllocateDescriptorSets(d->dev, &ai, &set);
+        if (r == VK_ERROR_OUT_OF_POOL_MEMORY || r == VK_ERROR_FRAGMENTED_POOL) {
+            VK_TRY(awq_vk_flush(d));
+            VK_TRY(frame_begin(d));
+            f = &d->frames[d->cur];
+            ai.descriptorPool = f->pool;
+            r = d->fn.vkAllocateDescriptorSets(d->dev, &ai, &set);
+        }
+        if (r != VK_SUCCESS)
+            return awq_vk_dev_fail(d, r, "vkAllocateDescriptorSets");
+        f->sets++;
+        VkDescriptorBufferInfo bi[VK_MAX_BINDINGS];
+        VkWriteDescriptorSet w[VK_MAX_BINDINGS];
+        for (int i = 0; i < n_args; i++) {
+            bi[i] = (VkDescriptorBufferInfo){ args[i].b->buf, args[i].off, args[i].range };
+            w[i] = (VkWriteDescriptorSet){
+                .sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
+                .dstSet = set,
+                .dstBinding = (uint32_t)i,
+                .descriptorCount = 1,
+                .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                .pBufferInfo = &bi[i],
+            };
+        }
+        d->fn.vkUpdateDescriptorSets(d->dev, (uint32_t)n_args, w, 0, NULL);
+        if (f->bound != pipe) {
+            d->fn.vkCmdBindPipeline(f->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipe);
+            f->bound = pipe;
+        }
+        d->fn.vkCmdBindDescriptorSets(f->cmd, VK_PIPELINE_BIND_POINT_COMPUTE,
+                                      d->layout[n_args], 0, 1, &set, 0, NULL);
+        if (push_size)
+            d->fn.vkCmdPushConstants(f->cmd, d->layout[n_args], VK_SHADER_STAGE_COMPUTE_BIT, 0,
+                                     (uint32_t)((push_size + 3) & ~(size_t)3), push);
+        d->fn.vkCmdDispatch(f->cmd, gx, gy, gz);
+        d->stats.direct++;
+    }
+    f->dispatches++;
+    for (int i = 0; i < n_args; i++) {
         args[i].b->last_use = f->serial;
         f->work += args[i].range;
     }
-    d->fn.vkUpdateDescriptorSets(d->dev, (uint32_t)n_args, w, 0, NULL);
-    if (f->bound != pipe) {
-        d->fn.vkCmdBindPipeline(f->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipe);
-        f->bound = pipe;
-    }
-    d->fn.vkCmdBindDescriptorSets(f->cmd, VK_PIPELINE_BIND_POINT_COMPUTE,
-                                  d->layout[n_args], 0, 1, &set, 0, NULL);
-    if (push_size)
-        d->fn.vkCmdPushConstants(f->cmd, d->layout[n_args], VK_SHADER_STAGE_COMPUTE_BIT, 0,
-                                 (uint32_t)((push_size + 3) & ~(size_t)3), push);
-    d->fn.vkCmdDispatch(f->cmd, gx, gy, gz);
-    f->dispatches++;
     for (int i = 0; i < n_args; i++) {
         if (!(awq_vk_spirv[shader].writes & (1u << i)) || f->n_written < 0)
             continue;
