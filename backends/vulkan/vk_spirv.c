@@ -107,6 +107,12 @@ static _Alignas(4) const unsigned char gemm_f_cm_base[] = {
 static _Alignas(4) const unsigned char gemm_f_cm_fast[] = {
 #include "../../shaders/gemm_f_cm.fast.spv.h"
 };
+static _Alignas(4) const unsigned char copy_base[] = {
+#include "../../shaders/copy.base.spv.h"
+};
+static _Alignas(4) const unsigned char copy_fast[] = {
+#include "../../shaders/copy.fast.spv.h"
+};
 #define S(id, name, n, w) \
     [id] = { #name, { (const uint32_t *)name##_base, (const uint32_t *)name##_fast }, \
              { sizeof name##_base, sizeof name##_fast }, n, w }
@@ -129,4 +135,5 @@ const struct vk_spirv awq_vk_spirv[VKS_COUNT] = {
     S(VKS_SQ_ERR, sq_err, 4, 0xc),
     S(VKS_GEMM_W4_CM, gemm_w4_cm, 7, 0x2),
     S(VKS_GEMM_F_CM, gemm_f_cm, 4, 0x2),
+    S(VKS_COPY, copy, 2, 0x2),
 };

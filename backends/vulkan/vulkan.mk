@@ -8,7 +8,7 @@ VK_COMP = \
 	shaders/act_stats.comp shaders/rmsnorm.comp shaders/rope.comp shaders/attention.comp \
 	shaders/attn_combine.comp shaders/eltwise.comp shaders/embed.comp shaders/cross_entropy.comp \
 	shaders/pseudo_quant.comp shaders/clip_search.comp shaders/sq_err.comp \
-	shaders/gemm_w4_cm.comp shaders/gemm_f_cm.comp
+	shaders/gemm_w4_cm.comp shaders/gemm_f_cm.comp shaders/copy.comp
 VK_GLSL_INC = backends/vulkan/shader_common.glsl backends/vulkan/gemm_tiled.glsl \
 	backends/vulkan/gemm_cm.glsl
 VK_SPV_H = \
@@ -28,7 +28,8 @@ VK_SPV_H = \
 	shaders/clip_search.base.spv.h shaders/clip_search.fast.spv.h \
 	shaders/sq_err.base.spv.h shaders/sq_err.fast.spv.h \
 	shaders/gemm_w4_cm.base.spv.h shaders/gemm_w4_cm.fast.spv.h \
-	shaders/gemm_f_cm.base.spv.h shaders/gemm_f_cm.fast.spv.h
+	shaders/gemm_f_cm.base.spv.h shaders/gemm_f_cm.fast.spv.h \
+	shaders/copy.base.spv.h shaders/copy.fast.spv.h
 
 EXTRA_DIST += $(VK_COMP) $(VK_GLSL_INC) backends/vulkan/gen-spirv.sh $(VK_SPV_H) shaders/spirv.stamp
 MAINTAINERCLEANFILES = $(VK_SPV_H) $(VK_SPV_H:.h=) shaders/spirv.stamp
