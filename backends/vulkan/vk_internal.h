@@ -19,7 +19,8 @@
  *   AWQ_VK_SUBMIT=k=v,...    submission policy (vk_queue.c): fd (dispatches per frame), fb (bytes per
  *                            frame), ib (bytes before an idle GPU gets the frame), idle (0: never
  *                            submit early, 1: whenever the GPU is idle, 2: when idle and the frame
- *                            has been open longer than a submission takes)
+ *                            has been open longer than a submission takes), spin (microseconds
+ *                            to poll a fence before blocking)
  *   AWQ_VK_TUNE=k=v,...      override the vendor table (vk_pipeline.c) for tuning runs: wg, gemv_wg,
  *                            gemv_kt, gemv_threads, bm, bn, bk, tm, tn, attn_bq, attn_bkv, attn_dc,
  *                            attn_dv, attn_target_wgs (powers of two)
@@ -208,7 +209,7 @@ extern const struct vk_spirv awq_vk_spirv[VKS_COUNT];
 #define VK_MAX_SPEC 16
 #define VK_MAX_BINDINGS 8
 #define VK_PUSH_BYTES 128
-#define VK_FRAMES 6
+#define VK_FRAMES 8
 #define VK_SETS_PER_FRAME 256
 
 struct vk_pipe {
@@ -323,6 +324,7 @@ struct vk_dev {
     uint32_t flush_dispatches;     /* submission policy (see vk_queue.c) */
     uint64_t flush_bytes, idle_bytes;
     int idle_mode;
+    double spin_s;                 /* seconds to poll a fence before blocking */
     double frame_t0;               /* host time (s) the open frame began */
     double submit_cost;            /* running estimate of one vkQueueSubmit on the host (s) */
 

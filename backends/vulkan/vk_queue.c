@@ -25,13 +25,13 @@
 #include "vk_internal.h"
 
 /* Submission policy: a frame is submitted once it holds FLUSH_DISPATCHES dispatches or binds
- * FLUSH_BYTES of tensors (roughly the memory traffic of some ten microseconds of GPU time), or
- * early, when the GPU has gone idle and the frame holds at least IDLE_BYTES, so the GPU never waits
- * long for work. Submitting costs the host time (tens of microseconds on some drivers), so by
+ * FLUSH_BYTES of tensors (the memory traffic of some 50 microseconds on a fast GPU; each submission
+ * costs the GPU a few microseconds of drain), or early, when the GPU has gone idle and the frame
+ * holds at least IDLE_BYTES, so the GPU never waits long for work. Submitting costs the host time (tens of microseconds on some drivers), so by
  * default (idle mode 2) an idle GPU gets the frame only once the frame has been open longer than a
  * submission takes: when ops are shorter than a submission, each submission carries several. */
-#define FLUSH_DISPATCHES 64
-#define FLUSH_BYTES ((uint64_t)64 << 20)
+#define FLUSH_DISPATCHES 128
+#define FLUSH_BYTES ((uint64_t)128 << 20)
 #define IDLE_BYTES ((uint64_t)1 << 20)
 
 static double now_s(void)
@@ -41,13 +41,15 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* AWQ_VK_SUBMIT="fd=64,fb=67108864,ib=1048576,idle=2" (tuning runs; bad entries are ignored) */
+/* AWQ_VK_SUBMIT="fd=128,fb=134217728,ib=1048576,idle=2,spin=2000" (tuning runs; bad entries are
+ * ignored) */
 static void submit_policy(struct vk_dev *d)
 {
     d->flush_dispatches = FLUSH_DISPATCHES;
     d->flush_bytes = FLUSH_BYTES;
     d->idle_bytes = IDLE_BYTES;
     d->idle_mode = 2;
+    d->spin_s = d->ph->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU ? 0 : 2e-3;
     const char *v = getenv("AWQ_VK_SUBMIT");
     while (v && *v) {
         const char *end = strchr(v, ',');
@@ -66,6 +68,8 @@ static void submit_policy(struct vk_dev *d)
                     d->idle_bytes = x;
                 else if (klen == 4 && !strncmp(v, "idle", 4) && x <= 2)
                     d->idle_mode = (int)x;
+                else if (klen == 4 && !strncmp(v, "spin", 4) && x <= 1000000)
+                    d->spin_s = 1e-6 * (double)x;
             }
         }
         v = end ? end + 1 : NULL;
@@ -157,11 +161,23 @@ void awq_vk_queue_fini(struct vk_dev *d)
     d->n_recs = 0;
 }
 
+/* Waits for a submitted frame. Polls the fence for up to d->spin_s (2 ms) before blocking in the
+ * driver: a blocked thread can wake well after the fence signals (50 us for a round trip on
+ * NVIDIA, at times far more), which leaves the GPU without work when the host waits for a ring
+ * slot. Not on CPU devices, whose work needs the cores a poller would take. */
 static int frame_wait(struct vk_dev *d, struct vk_frame *f)
 {
     if (!f->submitted)
         return 0;
-    VkResult r = d->fn.vkWaitForFences(d->dev, 1, &f->fence, VK_TRUE, UINT64_MAX);
+    VkResult r = d->fn.vkGetFenceStatus(d->dev, f->fence);
+    if (r == VK_NOT_READY && d->spin_s > 0) {
+        double t0 = now_s();
+        do
+            r = d->fn.vkGetFenceStatus(d->dev, f->fence);
+        while (r == VK_NOT_READY && now_s() - t0 < d->spin_s);
+    }
+    if (r == VK_NOT_READY)
+        r = d->fn.vkWaitForFences(d->dev, 1, &f->fence, VK_TRUE, UINT64_MAX);
     if (r != VK_SUCCESS)
         return awq_vk_dev_fail(d, r, "vkWaitForFences");
     f->submitted = 0;
