@@ -246,10 +246,11 @@ struct vk_rec {
     VkDescriptorSet set;
     uint32_t set_n;                /* bindings of set's layout */
     uint64_t serial;               /* last frame that executes it */
-    uint64_t tick;                 /* last use, for LRU eviction */
+    int ref;                       /* replayed since the clock hand last passed */
 };
 #define VK_REC_SLOTS 512
 #define VK_REC_BUCKETS 1024
+#define VK_REC_SEEN 4096
 
 /* Counters for tests and tuning (never printed by the library). */
 struct vk_stats {
@@ -333,7 +334,8 @@ struct vk_dev {
     struct vk_rec *recs;           /* VK_REC_SLOTS */
     int n_recs;                    /* slots handed out so far */
     int buckets[VK_REC_BUCKETS];
-    uint64_t rec_tick;
+    int rec_hand;                  /* clock hand of the eviction sweep */
+    uint32_t rec_seen[VK_REC_SEEN]; /* hashes of keys seen once (admission on the second) */
     VkDescriptorPool rec_pool;
     uint64_t buf_ids;
     struct vk_stats stats;

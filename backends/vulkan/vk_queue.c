@@ -7,9 +7,10 @@
  * recorded into a secondary command buffer the first time its key occurs (the pipeline, each bound
  * buffer's id, offset and range, the push constants and the grid); the frame then only executes it
  * (vkCmdExecuteCommands). A decode step that repeats the same ops on the same buffers thus records
- * nothing but barriers and executes. The cache holds VK_REC_SLOTS recordings, evicts the least
- * recently used one that no pending frame executes, and drops the recordings of a buffer when it is
- * freed. When no slot is free (all pending), a dispatch is recorded straight into the frame with a
+ * nothing but barriers and executes. A key enters the cache on its second occurrence (dispatches
+ * that never recur are recorded straight into the frame). The cache holds VK_REC_SLOTS recordings,
+ * evicts by a clock sweep (recently replayed ones get a second chance; pending ones are skipped),
+ * and drops the recordings of a buffer when it is freed. When no slot is free (all pending), a dispatch is recorded straight into the frame with a
  * descriptor set from the frame's pool, as every dispatch is with AWQ_VK_REUSE=0.
  *
  * Ordering: ops form one in-order stream. Every op starts with a global memory barrier, which
@@ -428,27 +429,32 @@ void awq_vk_rec_forget(struct vk_dev *d, uint64_t id)
         for (uint32_t k = 0; k < e->key.n_args; k++)
             if (e->key.id[k] == id) {
                 rec_unlink(d, i);
-                e->tick = 0;   /* first to be recycled */
+                e->ref = 0;
                 d->stats.evictions++;
                 break;
             }
     }
 }
 
-/* A slot no pending frame executes: a fresh one, else the least recently used. -1 when none. */
+/* A slot no pending frame executes: a fresh one, else by the clock (second-chance) sweep, which
+ * passes over recently replayed recordings once. -1 when every slot is pending. */
 static int rec_slot(struct vk_dev *d)
 {
     if (d->n_recs < VK_REC_SLOTS)
         return d->n_recs++;
     for (int pass = 0; pass < 2; pass++) {
-        int best = -1;
-        for (int i = 0; i < VK_REC_SLOTS; i++) {
-            const struct vk_rec *e = &d->recs[i];
-            if (e->serial <= d->serial_done && (best < 0 || e->tick < d->recs[best].tick))
-                best = i;
+        for (int step = 0; step < 2 * VK_REC_SLOTS; step++) {
+            int i = d->rec_hand;
+            d->rec_hand = (d->rec_hand + 1) % VK_REC_SLOTS;
+            struct vk_rec *e = &d->recs[i];
+            if (e->serial > d->serial_done)
+                continue;
+            if (e->live && e->ref) {
+                e->ref = 0;
+                continue;
+            }
+            return i;
         }
-        if (best >= 0)
-            return best;
         poll_done(d);
     }
     return -1;
@@ -567,6 +573,13 @@ static int dispatch_cached(struct vk_dev *d, struct vk_frame *f, VkPipeline pipe
     if (idx >= 0) {
         d->stats.replays++;
     } else {
+        /* Admission: a key is cached on its second occurrence, so dispatches that never recur
+         * (chunk sweeps, one-off ops) cost no more than direct recording. */
+        uint32_t *seen = &d->rec_seen[h % VK_REC_SEEN];
+        if (*seen != h) {
+            *seen = h;
+            return 0;
+        }
         idx = rec_slot(d);
         if (idx < 0)
             return 0;
@@ -576,7 +589,7 @@ static int dispatch_cached(struct vk_dev *d, struct vk_frame *f, VkPipeline pipe
     struct vk_rec *e = &d->recs[idx];
     d->fn.vkCmdExecuteCommands(f->cmd, 1, &e->cmd);
     e->serial = f->serial;
-    e->tick = ++d->rec_tick;
+    e->ref = 1;
     f->bound = VK_NULL_HANDLE;   /* state bound by a secondary does not carry over */
     return 1;
 }
