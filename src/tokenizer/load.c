@@ -16,6 +16,7 @@
 #include "awq.h"
 #include "tokenizer/internal.h"
 #include "tokenizer/tokenizer.h"
+#include "util/array.h"
 
 #define TJ "tokenizer.json"
 #define TC "tokenizer_config.json"
@@ -170,28 +171,13 @@ static int literal_pattern(struct loader *L, const char *s, size_t n, struct tok
 
 /* ---- pipeline components (normalizers, pre-tokenizers, decoders, post-processors) ---- */
 
-/* Room for one more element in a growing array; NULL (error set) when out of memory. */
-static void *grow(struct loader *L, void *base, size_t n, size_t *cap, size_t elem)
-{
-    if (n < *cap)
-        return base;
-    size_t c = *cap ? *cap * 2 : 4;
-    void *v = realloc(base, c * elem);
-    if (!v) {
-        oom(L);
-        return NULL;
-    }
-    *cap = c;
-    return v;
-}
-
 /* push_norm, push_pre, push_dec: append a zeroed element to the tokenizer's list. */
 #define DEFINE_PUSH(fn, type, list, count)                                                         \
     static int fn(struct loader *L, size_t *cap, type **slot)                                   \
     {                                                                                            \
-        type *v = grow(L, L->t->list, L->t->count, cap, sizeof *v);                              \
+        type *v = awq_array_reserve(L->t->list, L->t->count, cap, sizeof *v, 4);                 \
         if (!v)                                                                                  \
-            return L->err->code;                                                                 \
+            return oom(L);                                                                       \
         L->t->list = v;                                                                          \
         *slot = memset(&v[L->t->count++], 0, sizeof *v);                                         \
         return 0;                                                                                \
