@@ -11,7 +11,6 @@
 
 #include "cuda_internal.h"
 
-#define CU_BLAS_WORKSPACE (32u << 20)   /* what cuBLAS recommends for Hopper */
 #define CU_W4_CUBLAS_MIN_M 160          /* where dequantize + cuBLAS beats the fused kernel (H100) */
 
 struct cu_devinfo {
@@ -246,6 +245,13 @@ static int env_int(const char *name, int def)
     return *end || x < 1 || x > 1000000000L ? def : (int)x;
 }
 
+/* The same, admitting 0 (a switch turned off). */
+static int env_int0(const char *name, int def)
+{
+    const char *v = getenv(name);
+    return v && !strcmp(v, "0") ? 0 : env_int(name, def);
+}
+
 static int cu_open(void *state, int index, const awq_context_options *opt, struct awq_errbuf *err,
                    void **out)
 {
@@ -267,6 +273,15 @@ static int cu_open(void *state, int index, const awq_context_options *opt, struc
     d->w4_cublas_min_m = env_int("AWQ_CUDA_W4_CUBLAS_MIN_M", CU_W4_CUBLAS_MIN_M);
     /* ... and the depth of the fused gemm_w4's copy ring (4, 6 or 8; unset: chosen by M) */
     d->w4_depth = env_int("AWQ_CUDA_W4_DEPTH", 0);
+    /* ... 32 rows per CTA above 16 rows, the launch overlapping the previous kernel's tail, the
+     * split-K policy, and the column chunks (MiB of fp16 weights; 0: one chunk) and streams of
+     * the dequantize + cuBLAS path */
+    d->w4_mt4 = env_int0("AWQ_CUDA_W4_MT4", 1);
+    d->w4_pdl = env_int0("AWQ_CUDA_W4_PDL", 1) && d->cc >= 90;
+    d->w4_fill = env_int0("AWQ_CUDA_W4_FILL", 0);
+    d->w4_prefetch = env_int0("AWQ_CUDA_W4_PREFETCH", 0);
+    d->w4_chunk_mb = env_int0("AWQ_CUDA_W4_CHUNK_MB", 16);
+    d->w4_streams = env_int("AWQ_CUDA_W4_STREAMS", 2);
     /* Debugging aid: wait after every kernel so an asynchronous fault names its kernel. */
     d->sync_debug = env_int("AWQ_CUDA_SYNC", 0) > 0;
 
@@ -276,6 +291,20 @@ static int cu_open(void *state, int index, const awq_context_options *opt, struc
         if (e != cudaSuccess) {
             d->stream = NULL;
             st = cu_fail(d, e, "open", "cudaStreamCreateWithFlags");
+        }
+    }
+    for (int i = 0; i < 2 && st == 0; i++) {
+        cudaError_t e = cudaStreamCreateWithFlags(&d->aux[i], cudaStreamNonBlocking);
+        if (e != cudaSuccess) {
+            d->aux[i] = NULL;
+            st = cu_fail(d, e, "open", "cudaStreamCreateWithFlags");
+        }
+    }
+    for (int i = 0; i < 3 && st == 0; i++) {
+        cudaError_t e = cudaEventCreateWithFlags(&d->ev[i], cudaEventDisableTiming);
+        if (e != cudaSuccess) {
+            d->ev[i] = NULL;
+            st = cu_fail(d, e, "open", "cudaEventCreateWithFlags");
         }
     }
     if (st == 0) {
@@ -323,6 +352,12 @@ static void cu_close(void *dev)
             cublasDestroy(d->blas);
         if (d->blas_ws)
             cudaFree(d->blas_ws);
+        for (int i = 0; i < 3; i++)
+            if (d->ev[i])
+                cudaEventDestroy(d->ev[i]);
+        for (int i = 0; i < 2; i++)
+            if (d->aux[i])
+                cudaStreamDestroy(d->aux[i]);
         if (d->stream)
             cudaStreamDestroy(d->stream);
     }

@@ -234,6 +234,7 @@ struct w4_args {
     float *part;             /* [S][M][N] split-K partials */
     unsigned *cnt;           /* [gridDim.y * gridDim.x] arrival counters, zero between launches */
     int M, N, K, lgG, KB, NGP, NPAIRS, kbps, S, y_f16;
+    int pf;                  /* k-blocks each warp asks L2 to fetch beyond its copy ring (0: none) */
 };
 
 /* cp.async (sm_80+) copies global to shared memory without passing through registers; before
@@ -454,6 +455,34 @@ __device__ __forceinline__ void cp_async4_s(uint32_t dst, const void *src)
 #endif
 }
 
+/* Programmatic dependent launch (no-ops when the kernel is launched without the attribute, and
+ * before sm_90). */
+__device__ __forceinline__ void pdl_launch_dependents()
+{
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void pdl_wait()
+{
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+/* Asks L2 to fetch `bytes` (a multiple of 16) from 16-byte aligned global memory, nothing waited
+ * for (sm_90's bulk prefetch; nothing before). */
+__device__ __forceinline__ void prefetch_l2(const void *src, unsigned bytes)
+{
+#if __CUDA_ARCH__ >= 900
+    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(src), "r"(bytes) : "memory");
+#else
+    (void)src;
+    (void)bytes;
+#endif
+}
+
 /* PS (G >= 64: a k-block lies in one group): the products take A = q - zero, exact, and each
  * group's sums are scaled once into the accumulators, in fp32 (4 fewer instructions per 32
  * codes than scaling A, and the same arithmetic as the CPU backend). Else (G = 32: the two
@@ -461,9 +490,14 @@ __device__ __forceinline__ void cp_async4_s(uint32_t dst, const void *src)
  * dequantized weight. D: k-blocks in each lane's copy ring (even: X alternates between two
  * register buffers, the next block's loads in flight while this one is computed). */
 template <int MT, int XM, bool PS, int D>
-__global__ void __launch_bounds__(W4_WARPS * 32, MT > 1 ? 4 : XM == XM_F16 ? 7 : 5) w4_fused_kernel(const w4_args p)
+__global__ void __launch_bounds__(W4_WARPS * 32, MT > 2 ? 3 : MT > 1 ? 4 : XM == XM_F16 ? 7 : 5)
+    w4_fused_kernel(const w4_args p)
 {
     static_assert(D % 2 == 0, "X is double-buffered along the unrolled ring");
+    /* Launched as a programmatic dependent (sm_90): the next kernel in the stream may start as
+     * soon as every CTA of this one runs, and it waits (pdl_wait) before touching anything an
+     * earlier kernel writes; until then it only streams the weights, which no kernel writes. */
+    pdl_launch_dependents();
     extern __shared__ uint4 w4_smem[];
     __shared__ unsigned s_last;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
@@ -533,6 +567,8 @@ __global__ void __launch_bounds__(W4_WARPS * 32, MT > 1 ? 4 : XM == XM_F16 ? 7 :
         auto step = [&](int kb, int s) {
             if (kb + 1 < kb1)
                 xb[(s + 1) & 1].load(xbase, mt_stride, rows, (kb + 1) * 64 < kx, kb + 1);
+            if (p.pf > 0 && lane == 0 && kb + D - 1 + p.pf < kb1)
+                prefetch_l2(p.q + ((size_t)pair * p.KB + kb + D - 1 + p.pf) * 64, 1024);
             issue(kb + D - 1, (s + D - 1) % D);
             cp_wait<D - 1>();   /* block kb has landed */
             uint4 wq[W4_NT];
@@ -591,10 +627,15 @@ __global__ void __launch_bounds__(W4_WARPS * 32, MT > 1 ? 4 : XM == XM_F16 ? 7 :
                 xb[(s + 1) & 1].convert();   /* fp32 X: the next block's loads had this block's time */
         };
 
-        xb[0].load(xbase, mt_stride, rows, kb0 * 64 < kx, kb0);
 #pragma unroll
         for (int s = 0; s < D - 1; s++)
             issue(kb0 + s, s);
+        /* the blocks after the ring's, up to pf of them: in flight while this kernel may still
+         * wait for the one before */
+        if (p.pf > 0 && lane == 0 && kb0 + D - 1 < kb1)
+            prefetch_l2(p.q + ((size_t)pair * p.KB + kb0 + D - 1) * 64, 1024u * (unsigned)min(p.pf, kb1 - kb0 - (D - 1)));
+        pdl_wait();   /* X, Y, partials and counters may belong to the kernels before */
+        xb[0].load(xbase, mt_stride, rows, kb0 * 64 < kx, kb0);
         xb[0].convert();
         for (int kb = kb0; kb < kb1; kb += D) {
 #pragma unroll
@@ -602,6 +643,8 @@ __global__ void __launch_bounds__(W4_WARPS * 32, MT > 1 ? 4 : XM == XM_F16 ? 7 :
                 if (kb + u < kb1)
                     step(kb + u, u);
         }
+    } else {
+        pdl_wait();
     }
 
     /* accumulator e of tile i, m-tile mt: column 16 (nt0 + i) + g (+8 for e >= 2), row 2t (+1 for odd e) */
@@ -661,35 +704,50 @@ __global__ void __launch_bounds__(W4_WARPS * 32, MT > 1 ? 4 : XM == XM_F16 ? 7 :
 
 /* ---- dequantize to fp16 [N, K] (large M) -------------------------------------------------------- */
 
-/* out[(n - n0) * K + k] for columns n0..n0+ncols-1: each thread dequantizes the 16 consecutive k
- * of one column that one lane's uint4 holds, and writes them as 32 contiguous bytes. */
-__global__ void w4_dequant_kernel(const uint4 *__restrict__ q, const uint32_t *__restrict__ sc,
-                                  const uint8_t *__restrict__ zp, __half *__restrict__ out, int K, int KB,
-                                  int NGP, int lgG, int n0, int ncols)
+/* Columns 32 pair0 .. 32 (pair0 + gridDim.y) - 1 into out[(n - 32 pair0) * K + k]: one thread per
+ * uint4 of the repacked codes, read in storage order (a warp reads 512 contiguous bytes), which
+ * holds 16 consecutive k of the two columns g and g + 8 of a tile; the four lanes t of one g
+ * write 128 contiguous bytes of each column's row. */
+__global__ void __launch_bounds__(256) w4_dequant_kernel(const uint4 *__restrict__ q, const uint32_t *__restrict__ sc,
+                                                         const uint8_t *__restrict__ zp, __half *__restrict__ out,
+                                                         int K, int N, int KB, int NGP, int lgG, int pair0)
 {
-    const size_t per_row = (size_t)K / 16, total = (size_t)ncols * per_row;
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
-        const int nl = (int)(i / per_row), k = (int)(i % per_row) * 16, n = n0 + nl;
-        const int nt = n >> 4, g = n & 7, hi = (n >> 3) & 1, kb = k >> 6, t = (k >> 4) & 3;
-        const uint4 w = __ldg(q + w4_qidx(nt, kb, KB, g * 4 + t));
-        const size_t po = ((size_t)nt * NGP + (k >> lgG)) * 8 + g;
-        const dq_consts dc = make_dq(__ldg(sc + po), __ldg(zp + po));
-        const uint32_t ws[4] = { w.x, w.y, w.z, w.w };
-        uint32_t o[8];
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;   /* (kb, tile of the pair, lane) */
+    if (i >= KB * 64)
+        return;
+    const int lane = i & 31, half = (i >> 5) & 1, kb = i >> 6, g = lane >> 2, t = lane & 3;
+    const int pair = pair0 + (int)blockIdx.y, nt = 2 * pair + half, k = kb * 64 + 16 * t;
+    if (k >= K)   /* K is a multiple of 32: a lane's 16 k lie all inside X or all in the padding */
+        return;
+    const uint4 w = __ldg(q + ((size_t)pair * KB + kb) * 64 + (i & 63));
+    const size_t po = ((size_t)nt * NGP + (k >> lgG)) * 8 + g;
+    const dq_consts dc = make_dq(__ldg(sc + po), __ldg(zp + po));
+    const uint32_t ws[4] = { w.x, w.y, w.z, w.w };
+    uint32_t lo[8], hi[8];
 #pragma unroll
-        for (int c = 0; c < 4; c++) {
-            o[2 * c] = hi ? dq_hi(ws[c], dc.zn, dc.s1) : dq_lo(ws[c], dc.zz, dc.s0);
-            o[2 * c + 1] = hi ? dq_hi(ws[c] >> 8, dc.zn, dc.s1) : dq_lo(ws[c] >> 8, dc.zz, dc.s0);
-        }
+    for (int c = 0; c < 4; c++) {
+        lo[2 * c] = dq_lo(ws[c], dc.zz, dc.s0);
+        lo[2 * c + 1] = dq_lo(ws[c] >> 8, dc.zz, dc.s0);
+        hi[2 * c] = dq_hi(ws[c], dc.zn, dc.s1);
+        hi[2 * c + 1] = dq_hi(ws[c] >> 8, dc.zn, dc.s1);
+    }
+    const int n = nt * 16 + g, nl = n - 32 * pair0;
+    if (n < N) {
         uint4 *dst = (uint4 *)(out + (size_t)nl * K + k);
-        dst[0] = make_uint4(o[0], o[1], o[2], o[3]);
-        dst[1] = make_uint4(o[4], o[5], o[6], o[7]);
+        dst[0] = make_uint4(lo[0], lo[1], lo[2], lo[3]);
+        dst[1] = make_uint4(lo[4], lo[5], lo[6], lo[7]);
+    }
+    if (n + 8 < N) {
+        uint4 *dst = (uint4 *)(out + (size_t)(nl + 8) * K + k);
+        dst[0] = make_uint4(hi[0], hi[1], hi[2], hi[3]);
+        dst[1] = make_uint4(hi[4], hi[5], hi[6], hi[7]);
     }
 }
 
-/* The fused kernel instances: kind 0 = fp32 X, one m-tile; kinds 1, 2 = fp16 X, 1 or 2 m-tiles;
- * each with the scale applied to A (G = 32) or to the group sums (ps), and a ring of 4, 6 or 8
- * k-blocks (depth index di = 0, 1, 2). */
+/* The fused kernel instances: kind 0 = fp32 X, one m-tile; kinds 1, 2, 3 = fp16 X, 1, 2 or 4
+ * m-tiles; each with the scale applied to A (G = 32, and always with 4 m-tiles, where the
+ * dequantization is shared by four products and the group sums would cost 32 registers) or to
+ * the group sums (ps), and a ring of 4, 6 or 8 k-blocks (depth index di = 0, 1, 2). */
 template <int MT, int XM, bool PS>
 static void (*kernel_d(int di))(w4_args)
 {
@@ -710,15 +768,11 @@ static void (*kernel_of(int kind, int ps, int di))(w4_args)
         return kernel_d<1, XM_F16, true>(di);
     case 4:
         return kernel_d<2, XM_F16, false>(di);
-    default:
+    case 5:
         return kernel_d<2, XM_F16, true>(di);
+    default:
+        return kernel_d<4, XM_F16, false>(di);
     }
-}
-
-static unsigned grid_for(const struct cu_dev *d, size_t n, unsigned threads)
-{
-    unsigned b = cu_blocks(n, threads), cap = (unsigned)d->sms * 32u;
-    return b < cap ? (b ? b : 1) : cap;
 }
 
 /* X (x act_scale) as fp16 [M, K] in scratch, for the paths that need it so. */
@@ -733,32 +787,112 @@ static int w4_x16(struct cu_dev *d, const struct awq_gemm_w4_args *a, int K, con
     return 0;
 }
 
+/* One column chunk of the dequantize + cuBLAS path, on d->stream: columns 32 pair0 .. + ncur - 1
+ * dequantized into w16, then their product. */
+static int w4_chunk(struct cu_dev *d, const struct awq_gemm_w4_args *a, const struct cu_w4 *w, const __half *x16,
+                    __half *w16, int pair0, int ncur)
+{
+    const char *op = "gemm_w4";
+    const int n0 = 32 * pair0;
+    const dim3 grid((unsigned)(w->KB * 64 + 255) / 256, (unsigned)(ncur + 31) / 32);
+    w4_dequant_kernel<<<grid, 256, 0, d->stream>>>(w->q, w->sc, w->zp, w16, w->K, w->N, w->KB, w->NGP, w->lgG, pair0);
+    CU_LAUNCHED(d, op, "w4_dequant_kernel");
+    const float *bias = (const float *)cu_ptr(a->bias);
+    return cu_gemm_f16(d, op, a->M, ncur, w->K, w16, x16, (char *)cu_ptr(a->y) + (size_t)n0 * awq_dtype_size(a->y_type),
+                       w->N, a->y_type, bias ? bias + n0 : NULL);
+}
+
+/* Chunk c on aux stream c % 2 with its own dequantization buffer and cuBLAS workspace: the
+ * dequantization of chunk c + 1 (memory bound) overlaps the product of chunk c, and chunks small
+ * enough to stay in L2 are read by cuBLAS from there. d->stream and the cuBLAS stream are
+ * pointed at the aux stream for the chunk's calls (cu_gemm_f16 enqueues on d->stream) and
+ * restored afterwards, on failure too. */
+static int w4_chunks_2s(struct cu_dev *d, const struct awq_gemm_w4_args *a, const struct cu_w4 *w,
+                        const __half *x16, __half *wbuf, int nc)
+{
+    const char *op = "gemm_w4";
+    void *ws2;
+    CU_STATUS_TRY(cu_scratch(d, CU_SCR_BLAS2, CU_BLAS_WORKSPACE, op, &ws2));
+    void *ws[2] = { d->blas_ws, ws2 };
+    const cudaStream_t main_stream = d->stream;
+    CU_TRY(d, op, cudaEventRecord(d->ev[0], main_stream));
+    CU_TRY(d, op, cudaStreamWaitEvent(d->aux[0], d->ev[0], 0));
+    CU_TRY(d, op, cudaStreamWaitEvent(d->aux[1], d->ev[0], 0));
+    int st = 0;
+    for (int c = 0, n0 = 0; n0 < w->N && st == 0; c++, n0 += nc) {
+        const int i = c & 1, ncur = w->N - n0 < nc ? w->N - n0 : nc;
+        d->stream = d->aux[i];
+        cublasStatus_t bs = cublasSetStream(d->blas, d->aux[i]);
+        /* cublasSetStream resets the workspace to cuBLAS's own pool */
+        if (bs == CUBLAS_STATUS_SUCCESS)
+            bs = cublasSetWorkspace(d->blas, ws[i], CU_BLAS_WORKSPACE);
+        st = bs == CUBLAS_STATUS_SUCCESS ? w4_chunk(d, a, w, x16, wbuf + (size_t)i * nc * w->K, n0 / 32, ncur)
+                                         : cu_blas_fail(d, bs, op, "binding cuBLAS to a chunk stream");
+    }
+    d->stream = main_stream;
+    cublasStatus_t bs = cublasSetStream(d->blas, main_stream);
+    if (bs == CUBLAS_STATUS_SUCCESS)
+        bs = cublasSetWorkspace(d->blas, d->blas_ws, CU_BLAS_WORKSPACE);
+    /* the join is recorded even after a failure: later work must not overlap what was queued */
+    for (int i = 0; i < 2; i++) {
+        cudaError_t e = cudaEventRecord(d->ev[1 + i], d->aux[i]);
+        if (e == cudaSuccess)
+            e = cudaStreamWaitEvent(main_stream, d->ev[1 + i], 0);
+        if (e != cudaSuccess && st == 0)
+            st = cu_fail(d, e, op, "joining the chunk streams");
+    }
+    if (bs != CUBLAS_STATUS_SUCCESS && st == 0)
+        st = cu_blas_fail(d, bs, op, "binding cuBLAS back to the device stream");
+    return st;
+}
+
 static int w4_cublas(struct cu_dev *d, const struct awq_gemm_w4_args *a, const struct cu_w4 *w)
 {
     const char *op = "gemm_w4";
-    const int M = a->M, N = w->N, K = w->K;
+    const int N = w->N, K = w->K;
     const __half *x16 = (const __half *)cu_ptr(a->x);
     if (a->x_type != AWQ_DTYPE_F16 || a->act_scale.buf)
         CU_STATUS_TRY(w4_x16(d, a, K, &x16));
-    /* columns per dequantized chunk: all of them unless the fp16 copy would exceed the cap */
-    size_t cap_cols = W4_DEQUANT_SCRATCH / ((size_t)K * sizeof(__half));
-    int nc = N;
-    if (cap_cols < (size_t)N)
+    /* columns per dequantized chunk (a multiple of 128; all of them when they fit) */
+    const size_t chunk_bytes = d->w4_chunk_mb ? (size_t)d->w4_chunk_mb << 20 : W4_DEQUANT_SCRATCH;
+    const size_t cap_cols = chunk_bytes / ((size_t)K * sizeof(__half));
+    int nc = (N + 31) / 32 * 32;
+    if (cap_cols < (size_t)nc)
         nc = cap_cols < 128 ? 128 : (int)(cap_cols / 128 * 128);
+    /* two streams need two buffers, and the fp16-Y-with-bias path's one fp32 scratch rules them out */
+    const int two = d->w4_streams > 1 && nc < N && !(a->y_type == AWQ_DTYPE_F16 && a->bias.buf);
     void *wp;
-    CU_STATUS_TRY(cu_scratch(d, CU_SCR_W16, (size_t)nc * K * sizeof(__half), op, &wp));
-    const size_t es = awq_dtype_size(a->y_type);
-    const float *bias = (const float *)cu_ptr(a->bias);
-    for (int n0 = 0; n0 < N; n0 += nc) {
-        const int ncur = N - n0 < nc ? N - n0 : nc;
-        const size_t work = (size_t)ncur * (K / 16);
-        w4_dequant_kernel<<<grid_for(d, work, 256), 256, 0, d->stream>>>(w->q, w->sc, w->zp, (__half *)wp, K,
-                                                                         w->KB, w->NGP, w->lgG, n0, ncur);
-        CU_LAUNCHED(d, op, "w4_dequant_kernel");
-        CU_STATUS_TRY(cu_gemm_f16(d, op, M, ncur, K, (const __half *)wp, x16, (char *)cu_ptr(a->y) + (size_t)n0 * es,
-                                  N, a->y_type, bias ? bias + n0 : NULL));
-    }
+    CU_STATUS_TRY(cu_scratch(d, CU_SCR_W16, (size_t)(two ? 2 : 1) * nc * K * sizeof(__half), op, &wp));
+    if (two)
+        return w4_chunks_2s(d, a, w, x16, (__half *)wp, nc);
+    for (int n0 = 0; n0 < N; n0 += nc)
+        CU_STATUS_TRY(w4_chunk(d, a, w, x16, (__half *)wp, n0 / 32, N - n0 < nc ? N - n0 : nc));
     return 0;
+}
+
+/* Split-K factor. Policy 0: the largest S that keeps the grid within one wave of the resident
+ * CTA slots (a partial second wave would double the time of the CTAs in it). Policy 1: the S
+ * (up to two waves' worth) whose last wave is fullest, fewer splits on ties. */
+static int pick_split(size_t base, size_t slots, int most, int policy)
+{
+    if (policy == 0) {
+        if (base >= slots)
+            return 1;
+        size_t want = slots / base;
+        return (int)(want < (size_t)most ? want : (size_t)most);
+    }
+    int best = 1;
+    double best_eff = 0.0;
+    const size_t top = 2 * ((slots + base - 1) / base);
+    for (size_t s = 1; s <= top && s <= (size_t)most; s++) {
+        const size_t ctas = base * s, waves = (ctas + slots - 1) / slots;
+        const double eff = (double)ctas / (double)(waves * slots);
+        if (eff > best_eff + 0.02) {
+            best_eff = eff;
+            best = (int)s;
+        }
+    }
+    return best;
 }
 
 int cu_gemm_w4(void *dev, const struct awq_gemm_w4_args *a)
@@ -775,7 +909,7 @@ int cu_gemm_w4(void *dev, const struct awq_gemm_w4_args *a)
     if (M >= d->w4_cublas_min_m)
         return w4_cublas(d, a, w);
 
-    const int MT = M <= 8 ? 1 : 2;
+    const int MT = M <= 8 ? 1 : M <= 16 || !d->w4_mt4 ? 2 : 4;
     const size_t chunks = ((size_t)M + MT * 8 - 1) / (MT * 8);
     const size_t col_groups = ((size_t)w->NTILES / W4_NT + W4_WARPS - 1) / W4_WARPS;
     if (col_groups > 65535 || chunks > 0x7fffffffu)
@@ -792,8 +926,8 @@ int cu_gemm_w4(void *dev, const struct awq_gemm_w4_args *a)
         xm = XM_F16;
     }
     /* Ring depth: one m-tile keeps W4_DEPTH_1 blocks per warp in flight with more CTAs per SM;
-     * two m-tiles use more registers, so fewer warps, each with 8 blocks in flight. */
-    const int kind = xm == XM_F32 ? 0 : MT == 1 ? 1 : 2, ps = w->G >= 64;
+     * more m-tiles use more registers, so fewer warps, each with 8 blocks in flight. */
+    const int kind = xm == XM_F32 ? 0 : MT == 1 ? 1 : MT == 2 ? 2 : 3, ps = w->G >= 64 && MT < 4;
     const int depth = d->w4_depth ? d->w4_depth : MT == 1 ? W4_DEPTH_1 : 8;
     const int di = depth >= 8 ? 2 : depth >= 6 ? 1 : 0;
     const size_t smem = w4_smem_bytes(4 + 2 * di);
@@ -805,18 +939,14 @@ int cu_gemm_w4(void *dev, const struct awq_gemm_w4_args *a)
         if (*occ <= 0)
             *occ = 1;
     }
-    /* Split K so that the grid fills the resident CTA slots once: a partial second wave would
-     * double the time of the CTAs in it. Every warp keeps D - 1 k-blocks (1 KiB each) in flight,
-     * so a full wave saturates memory bandwidth even when the SMs hold unequal numbers of CTAs. */
+    /* Split K to fill the resident CTA slots. Every warp keeps D - 1 k-blocks (1 KiB each) in
+     * flight, so a full wave saturates memory bandwidth even when the SMs hold unequal numbers
+     * of CTAs. */
     const size_t base = chunks * col_groups, slots = (size_t)d->sms * (size_t)*occ;
-    int S = 1;
-    if (base < slots) {
-        size_t want = slots / base;
-        size_t most = w->KB / W4_MIN_KB > 1 ? (size_t)(w->KB / W4_MIN_KB) : 1;
-        if (most > W4_MAX_SPLIT)
-            most = W4_MAX_SPLIT;
-        S = (int)(want < most ? want : most);
-    }
+    int most = w->KB / W4_MIN_KB > 1 ? w->KB / W4_MIN_KB : 1;
+    if (most > W4_MAX_SPLIT)
+        most = W4_MAX_SPLIT;
+    int S = pick_split(base, slots, most, d->w4_fill);
     const int kbps = (w->KB + S - 1) / S;
     S = (w->KB + kbps - 1) / kbps;
 
@@ -838,6 +968,7 @@ int cu_gemm_w4(void *dev, const struct awq_gemm_w4_args *a)
     p.kbps = kbps;
     p.S = S;
     p.y_f16 = a->y_type == AWQ_DTYPE_F16;
+    p.pf = d->w4_prefetch;
     if (S > 1) {
         void *part, *cnt;
         CU_STATUS_TRY(cu_scratch(d, CU_SCR_PART, (size_t)S * M * w->N * sizeof(float), op, &part));
@@ -845,8 +976,17 @@ int cu_gemm_w4(void *dev, const struct awq_gemm_w4_args *a)
         p.part = (float *)part;
         p.cnt = (unsigned *)cnt;
     }
-    const dim3 grid((unsigned)chunks, (unsigned)col_groups, (unsigned)S), block(W4_WARPS * 32);
-    kernel<<<grid, block, smem, d->stream>>>(p);
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3((unsigned)chunks, (unsigned)col_groups, (unsigned)S);
+    cfg.blockDim = dim3(W4_WARPS * 32);
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = d->stream;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = d->w4_pdl ? 1 : 0;
+    CU_TRY(d, op, cudaLaunchKernelEx(&cfg, kernel, p));
     CU_LAUNCHED(d, op, "w4_fused_kernel");
     return 0;
 }
