@@ -172,11 +172,11 @@ START_TEST(test_w4_paths)
         { 300, 4096, 8, 128, AWQ_DTYPE_F16, AWQ_DTYPE_F16, 1, 0, 0 },  /* many chunks, split K */
         { 520, 384, 136, 32, AWQ_DTYPE_F32, AWQ_DTYPE_F32, 1, 1, 0 },  /* 33 row chunks */
         { 600, 256, 24, 128, AWQ_DTYPE_F16, AWQ_DTYPE_F16, 1, 0, 0 },  /* fp16 Y + bias */
-        /* 4 m-tiles per CTA (M > 16); on the cuBLAS handle, 1 MiB column chunks */
-        { 32, 1024, 264, 32, AWQ_DTYPE_F16, AWQ_DTYPE_F16, 0, 0, 0 },  /* G = 32 */
-        { 45, 4160, 200, 128, AWQ_DTYPE_F16, AWQ_DTYPE_F32, 1, 0, 0 }, /* 2 row chunks, 65 k-blocks */
-        { 20, 2048, 700, 64, AWQ_DTYPE_F32, AWQ_DTYPE_F16, 1, 1, 0 },  /* cuBLAS: 3 chunks on one stream */
-        { 3, 4096, 1000, 128, AWQ_DTYPE_F16, AWQ_DTYPE_F32, 1, 0, 0 }, /* cuBLAS: 8 chunks on two streams */
+        { 32, 1024, 264, 32, AWQ_DTYPE_F16, AWQ_DTYPE_F16, 0, 0, 0 },  /* 2 row chunks, G = 32 */
+        { 45, 4160, 200, 64, AWQ_DTYPE_F16, AWQ_DTYPE_F32, 1, 0, 0 },  /* 3 row chunks, 65 k-blocks */
+        /* the cuBLAS handle dequantizes in 1 MiB column chunks: 3 and 8 of them */
+        { 20, 2048, 700, 64, AWQ_DTYPE_F32, AWQ_DTYPE_F16, 1, 1, 0 },
+        { 3, 4096, 1000, 128, AWQ_DTYPE_F16, AWQ_DTYPE_F32, 1, 0, 0 },
     };
     for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++)
         run_w4(&cs[i], 0);
@@ -428,7 +428,7 @@ int main(void)
         return 77;
     }
     /* a second handle on the same GPU that sends every gemm_w4 through dequantize + cuBLAS, in
-     * column chunks of 1 MiB of fp16 weights (several chunks, alternating streams) */
+     * column chunks of 1 MiB of fp16 weights (several chunks for the wider cases) */
     setenv("AWQ_CUDA_W4_CUBLAS_MIN_M", "1", 1);
     setenv("AWQ_CUDA_W4_CHUNK_MB", "1", 1);
     int st = awq_device_open(ctx, "cuda", -1, &gpu_blas);

@@ -11,6 +11,7 @@
 
 #include "cuda_internal.h"
 
+#define CU_BLAS_WORKSPACE (32u << 20)   /* what cuBLAS recommends for Hopper */
 #define CU_W4_CUBLAS_MIN_M 160          /* where dequantize + cuBLAS beats the fused kernel (H100) */
 
 struct cu_devinfo {
@@ -273,15 +274,11 @@ static int cu_open(void *state, int index, const awq_context_options *opt, struc
     d->w4_cublas_min_m = env_int("AWQ_CUDA_W4_CUBLAS_MIN_M", CU_W4_CUBLAS_MIN_M);
     /* ... and the depth of the fused gemm_w4's copy ring (4, 6 or 8; unset: chosen by M) */
     d->w4_depth = env_int("AWQ_CUDA_W4_DEPTH", 0);
-    /* ... 32 rows per CTA above 16 rows, the launch overlapping the previous kernel's tail, the
-     * split-K policy, and the column chunks (MiB of fp16 weights; 0: one chunk) and streams of
-     * the dequantize + cuBLAS path */
-    d->w4_mt4 = env_int0("AWQ_CUDA_W4_MT4", 1);
+    /* ... whether the fused kernel is launched as a programmatic dependent (sm_90+; 0: off) ...
+     * and the column chunks of the dequantize + cuBLAS path, in MiB of fp16 weights (unset: as
+     * many columns as W4_DEQUANT_SCRATCH holds; the tests use small chunks) */
     d->w4_pdl = env_int0("AWQ_CUDA_W4_PDL", 1) && d->cc >= 90;
-    d->w4_fill = env_int0("AWQ_CUDA_W4_FILL", 0);
-    d->w4_prefetch = env_int0("AWQ_CUDA_W4_PREFETCH", 0);
-    d->w4_chunk_mb = env_int0("AWQ_CUDA_W4_CHUNK_MB", 16);
-    d->w4_streams = env_int("AWQ_CUDA_W4_STREAMS", 2);
+    d->w4_chunk_mb = env_int("AWQ_CUDA_W4_CHUNK_MB", 0);
     /* Debugging aid: wait after every kernel so an asynchronous fault names its kernel. */
     d->sync_debug = env_int("AWQ_CUDA_SYNC", 0) > 0;
 
@@ -291,20 +288,6 @@ static int cu_open(void *state, int index, const awq_context_options *opt, struc
         if (e != cudaSuccess) {
             d->stream = NULL;
             st = cu_fail(d, e, "open", "cudaStreamCreateWithFlags");
-        }
-    }
-    for (int i = 0; i < 2 && st == 0; i++) {
-        cudaError_t e = cudaStreamCreateWithFlags(&d->aux[i], cudaStreamNonBlocking);
-        if (e != cudaSuccess) {
-            d->aux[i] = NULL;
-            st = cu_fail(d, e, "open", "cudaStreamCreateWithFlags");
-        }
-    }
-    for (int i = 0; i < 3 && st == 0; i++) {
-        cudaError_t e = cudaEventCreateWithFlags(&d->ev[i], cudaEventDisableTiming);
-        if (e != cudaSuccess) {
-            d->ev[i] = NULL;
-            st = cu_fail(d, e, "open", "cudaEventCreateWithFlags");
         }
     }
     if (st == 0) {
@@ -352,12 +335,6 @@ static void cu_close(void *dev)
             cublasDestroy(d->blas);
         if (d->blas_ws)
             cudaFree(d->blas_ws);
-        for (int i = 0; i < 3; i++)
-            if (d->ev[i])
-                cudaEventDestroy(d->ev[i]);
-        for (int i = 0; i < 2; i++)
-            if (d->aux[i])
-                cudaStreamDestroy(d->aux[i]);
         if (d->stream)
             cudaStreamDestroy(d->stream);
     }

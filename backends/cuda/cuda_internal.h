@@ -23,7 +23,6 @@ enum cu_scratch_slot {
     CU_SCR_PART,      /* split reductions: gemm_w4 split-K partials, act_stats and sq_err partials */
     CU_SCR_COUNTERS,  /* zero-initialised arrival counters of "last block reduces" kernels */
     CU_SCR_COPY,      /* bounce buffer of an overlapping buf_copy */
-    CU_SCR_BLAS2,     /* cuBLAS workspace of the second gemm_w4 chunk stream */
     CU_SCR_COUNT
 };
 
@@ -32,16 +31,9 @@ struct cu_scratch {
     size_t size;
 };
 
-#define CU_BLAS_WORKSPACE (32u << 20)   /* what cuBLAS recommends for Hopper */
-
 struct cu_dev {
     int index;
     cudaStream_t stream;
-    /* gemm_w4 with many rows: dequantized column chunks alternate between these two streams, so
-     * one chunk's dequantization overlaps the previous chunk's cuBLAS product; ev[0] forks them
-     * from `stream`, ev[1], ev[2] join them back. */
-    cudaStream_t aux[2];
-    cudaEvent_t ev[3];
     cublasHandle_t blas;
     void *blas_ws;
     struct awq_errbuf *err;
@@ -49,13 +41,9 @@ struct cu_dev {
     int cc;                       /* compute capability, 10 * major + minor */
     int w4_cublas_min_m;          /* gemm_w4 rows from which dequantize + cuBLAS is used */
     int w4_depth;                 /* fused gemm_w4 copy ring, 4, 6 or 8 k-blocks (0: by m-tiles) */
-    int w4_mt4;                   /* fused gemm_w4: 4 m-tiles (32 rows) per CTA when M > 16 */
     int w4_pdl;                   /* fused gemm_w4: programmatic dependent launch (sm_90+) */
-    int w4_prefetch;              /* fused gemm_w4: k-blocks per warp prefetched to L2 ahead */
-    int w4_fill;                  /* fused gemm_w4 split-K policy: 0 one wave, 1 best wave fill */
-    int w4_chunk_mb;              /* dequantize + cuBLAS: MiB of fp16 weights per column chunk */
-    int w4_streams;               /* dequantize + cuBLAS: 2 = chunks alternate over aux[] */
-    int w4_occupancy[24];         /* resident CTAs per SM of each fused gemm_w4 kernel (0: unknown) */
+    int w4_chunk_mb;              /* dequantize + cuBLAS: MiB of fp16 weights per column chunk (0: cap) */
+    int w4_occupancy[18];         /* resident CTAs per SM of each fused gemm_w4 kernel (0: unknown) */
     int sync_debug;               /* AWQ_CUDA_SYNC=1: wait after every kernel, name the one that fails */
     struct cu_scratch scr[CU_SCR_COUNT];
 };

@@ -35,10 +35,15 @@
  * the last CTA of each output tile (arrival counter) adds them in split order, so the result does
  * not depend on timing. X in fp32 is converted in the kernel when M <= 8; otherwise, or when
  * act_scale is given or X is not 16-byte aligned, a small kernel first writes X (x act_scale) as
- * fp16.
+ * fp16. On sm_90 the kernel is launched as a programmatic dependent: it lets the next kernel of
+ * the stream launch at once, and waits for the kernels before it only after it has queued its
+ * first weight copies, so back-to-back launches overlap one kernel's tail (split-K reduction,
+ * drain) with the next one's start (measured on the H100: 18.3 -> 15.0 us on 4096 x 11008, 57.5 ->
+ * 54.1 us on 8192 x 28672 at M = 1). AWQ_CUDA_W4_PDL=0 turns it off.
  *
  * gemm_w4, M >= w4_cublas_min_m (prefill, calibration): dequantize to an fp16 [N, K] scratch
- * (in column chunks when large) and call cuBLAS with fp16 X. */
+ * (in column chunks when large; AWQ_CUDA_W4_CHUNK_MB sets their size) and call cuBLAS with fp16
+ * X. */
 #include "config.h"
 
 #include <stdint.h>
@@ -234,7 +239,6 @@ struct w4_args {
     float *part;             /* [S][M][N] split-K partials */
     unsigned *cnt;           /* [gridDim.y * gridDim.x] arrival counters, zero between launches */
     int M, N, K, lgG, KB, NGP, NPAIRS, kbps, S, y_f16;
-    int pf;                  /* k-blocks each warp asks L2 to fetch beyond its copy ring (0: none) */
 };
 
 /* cp.async (sm_80+) copies global to shared memory without passing through registers; before
@@ -471,18 +475,6 @@ __device__ __forceinline__ void pdl_wait()
 #endif
 }
 
-/* Asks L2 to fetch `bytes` (a multiple of 16) from 16-byte aligned global memory, nothing waited
- * for (sm_90's bulk prefetch; nothing before). */
-__device__ __forceinline__ void prefetch_l2(const void *src, unsigned bytes)
-{
-#if __CUDA_ARCH__ >= 900
-    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(src), "r"(bytes) : "memory");
-#else
-    (void)src;
-    (void)bytes;
-#endif
-}
-
 /* PS (G >= 64: a k-block lies in one group): the products take A = q - zero, exact, and each
  * group's sums are scaled once into the accumulators, in fp32 (4 fewer instructions per 32
  * codes than scaling A, and the same arithmetic as the CPU backend). Else (G = 32: the two
@@ -490,8 +482,7 @@ __device__ __forceinline__ void prefetch_l2(const void *src, unsigned bytes)
  * dequantized weight. D: k-blocks in each lane's copy ring (even: X alternates between two
  * register buffers, the next block's loads in flight while this one is computed). */
 template <int MT, int XM, bool PS, int D>
-__global__ void __launch_bounds__(W4_WARPS * 32, MT > 2 ? 3 : MT > 1 ? 4 : XM == XM_F16 ? 7 : 5)
-    w4_fused_kernel(const w4_args p)
+__global__ void __launch_bounds__(W4_WARPS * 32, MT > 1 ? 4 : XM == XM_F16 ? 7 : 5) w4_fused_kernel(const w4_args p)
 {
     static_assert(D % 2 == 0, "X is double-buffered along the unrolled ring");
     /* Launched as a programmatic dependent (sm_90): the next kernel in the stream may start as
@@ -567,8 +558,6 @@ __global__ void __launch_bounds__(W4_WARPS * 32, MT > 2 ? 3 : MT > 1 ? 4 : XM ==
         auto step = [&](int kb, int s) {
             if (kb + 1 < kb1)
                 xb[(s + 1) & 1].load(xbase, mt_stride, rows, (kb + 1) * 64 < kx, kb + 1);
-            if (p.pf > 0 && lane == 0 && kb + D - 1 + p.pf < kb1)
-                prefetch_l2(p.q + ((size_t)pair * p.KB + kb + D - 1 + p.pf) * 64, 1024);
             issue(kb + D - 1, (s + D - 1) % D);
             cp_wait<D - 1>();   /* block kb has landed */
             uint4 wq[W4_NT];
@@ -630,10 +619,6 @@ __global__ void __launch_bounds__(W4_WARPS * 32, MT > 2 ? 3 : MT > 1 ? 4 : XM ==
 #pragma unroll
         for (int s = 0; s < D - 1; s++)
             issue(kb0 + s, s);
-        /* the blocks after the ring's, up to pf of them: in flight while this kernel may still
-         * wait for the one before */
-        if (p.pf > 0 && lane == 0 && kb0 + D - 1 < kb1)
-            prefetch_l2(p.q + ((size_t)pair * p.KB + kb0 + D - 1) * 64, 1024u * (unsigned)min(p.pf, kb1 - kb0 - (D - 1)));
         pdl_wait();   /* X, Y, partials and counters may belong to the kernels before */
         xb[0].load(xbase, mt_stride, rows, kb0 * 64 < kx, kb0);
         xb[0].convert();
@@ -744,10 +729,9 @@ __global__ void __launch_bounds__(256) w4_dequant_kernel(const uint4 *__restrict
     }
 }
 
-/* The fused kernel instances: kind 0 = fp32 X, one m-tile; kinds 1, 2, 3 = fp16 X, 1, 2 or 4
- * m-tiles; each with the scale applied to A (G = 32, and always with 4 m-tiles, where the
- * dequantization is shared by four products and the group sums would cost 32 registers) or to
- * the group sums (ps), and a ring of 4, 6 or 8 k-blocks (depth index di = 0, 1, 2). */
+/* The fused kernel instances: kind 0 = fp32 X, one m-tile; kinds 1, 2 = fp16 X, 1 or 2 m-tiles;
+ * each with the scale applied to A (G = 32) or to the group sums (ps), and a ring of 4, 6 or 8
+ * k-blocks (depth index di = 0, 1, 2). */
 template <int MT, int XM, bool PS>
 static void (*kernel_d(int di))(w4_args)
 {
@@ -768,10 +752,8 @@ static void (*kernel_of(int kind, int ps, int di))(w4_args)
         return kernel_d<1, XM_F16, true>(di);
     case 4:
         return kernel_d<2, XM_F16, false>(di);
-    case 5:
-        return kernel_d<2, XM_F16, true>(di);
     default:
-        return kernel_d<4, XM_F16, false>(di);
+        return kernel_d<2, XM_F16, true>(di);
     }
 }
 
@@ -802,50 +784,6 @@ static int w4_chunk(struct cu_dev *d, const struct awq_gemm_w4_args *a, const st
                        w->N, a->y_type, bias ? bias + n0 : NULL);
 }
 
-/* Chunk c on aux stream c % 2 with its own dequantization buffer and cuBLAS workspace: the
- * dequantization of chunk c + 1 (memory bound) overlaps the product of chunk c, and chunks small
- * enough to stay in L2 are read by cuBLAS from there. d->stream and the cuBLAS stream are
- * pointed at the aux stream for the chunk's calls (cu_gemm_f16 enqueues on d->stream) and
- * restored afterwards, on failure too. */
-static int w4_chunks_2s(struct cu_dev *d, const struct awq_gemm_w4_args *a, const struct cu_w4 *w,
-                        const __half *x16, __half *wbuf, int nc)
-{
-    const char *op = "gemm_w4";
-    void *ws2;
-    CU_STATUS_TRY(cu_scratch(d, CU_SCR_BLAS2, CU_BLAS_WORKSPACE, op, &ws2));
-    void *ws[2] = { d->blas_ws, ws2 };
-    const cudaStream_t main_stream = d->stream;
-    CU_TRY(d, op, cudaEventRecord(d->ev[0], main_stream));
-    CU_TRY(d, op, cudaStreamWaitEvent(d->aux[0], d->ev[0], 0));
-    CU_TRY(d, op, cudaStreamWaitEvent(d->aux[1], d->ev[0], 0));
-    int st = 0;
-    for (int c = 0, n0 = 0; n0 < w->N && st == 0; c++, n0 += nc) {
-        const int i = c & 1, ncur = w->N - n0 < nc ? w->N - n0 : nc;
-        d->stream = d->aux[i];
-        cublasStatus_t bs = cublasSetStream(d->blas, d->aux[i]);
-        /* cublasSetStream resets the workspace to cuBLAS's own pool */
-        if (bs == CUBLAS_STATUS_SUCCESS)
-            bs = cublasSetWorkspace(d->blas, ws[i], CU_BLAS_WORKSPACE);
-        st = bs == CUBLAS_STATUS_SUCCESS ? w4_chunk(d, a, w, x16, wbuf + (size_t)i * nc * w->K, n0 / 32, ncur)
-                                         : cu_blas_fail(d, bs, op, "binding cuBLAS to a chunk stream");
-    }
-    d->stream = main_stream;
-    cublasStatus_t bs = cublasSetStream(d->blas, main_stream);
-    if (bs == CUBLAS_STATUS_SUCCESS)
-        bs = cublasSetWorkspace(d->blas, d->blas_ws, CU_BLAS_WORKSPACE);
-    /* the join is recorded even after a failure: later work must not overlap what was queued */
-    for (int i = 0; i < 2; i++) {
-        cudaError_t e = cudaEventRecord(d->ev[1 + i], d->aux[i]);
-        if (e == cudaSuccess)
-            e = cudaStreamWaitEvent(main_stream, d->ev[1 + i], 0);
-        if (e != cudaSuccess && st == 0)
-            st = cu_fail(d, e, op, "joining the chunk streams");
-    }
-    if (bs != CUBLAS_STATUS_SUCCESS && st == 0)
-        st = cu_blas_fail(d, bs, op, "binding cuBLAS back to the device stream");
-    return st;
-}
-
 static int w4_cublas(struct cu_dev *d, const struct awq_gemm_w4_args *a, const struct cu_w4 *w)
 {
     const char *op = "gemm_w4";
@@ -853,46 +791,19 @@ static int w4_cublas(struct cu_dev *d, const struct awq_gemm_w4_args *a, const s
     const __half *x16 = (const __half *)cu_ptr(a->x);
     if (a->x_type != AWQ_DTYPE_F16 || a->act_scale.buf)
         CU_STATUS_TRY(w4_x16(d, a, K, &x16));
-    /* columns per dequantized chunk (a multiple of 128; all of them when they fit) */
+    /* columns per dequantized chunk (a multiple of 128; all of them when the fp16 copy fits the
+     * cap). Smaller chunks, so that cuBLAS would read them from L2, measured slower on the H100
+     * (more, smaller products), also with two streams overlapping dequantization and product. */
     const size_t chunk_bytes = d->w4_chunk_mb ? (size_t)d->w4_chunk_mb << 20 : W4_DEQUANT_SCRATCH;
     const size_t cap_cols = chunk_bytes / ((size_t)K * sizeof(__half));
     int nc = (N + 31) / 32 * 32;
     if (cap_cols < (size_t)nc)
         nc = cap_cols < 128 ? 128 : (int)(cap_cols / 128 * 128);
-    /* two streams need two buffers, and the fp16-Y-with-bias path's one fp32 scratch rules them out */
-    const int two = d->w4_streams > 1 && nc < N && !(a->y_type == AWQ_DTYPE_F16 && a->bias.buf);
     void *wp;
-    CU_STATUS_TRY(cu_scratch(d, CU_SCR_W16, (size_t)(two ? 2 : 1) * nc * K * sizeof(__half), op, &wp));
-    if (two)
-        return w4_chunks_2s(d, a, w, x16, (__half *)wp, nc);
+    CU_STATUS_TRY(cu_scratch(d, CU_SCR_W16, (size_t)nc * K * sizeof(__half), op, &wp));
     for (int n0 = 0; n0 < N; n0 += nc)
         CU_STATUS_TRY(w4_chunk(d, a, w, x16, (__half *)wp, n0 / 32, N - n0 < nc ? N - n0 : nc));
     return 0;
-}
-
-/* Split-K factor. Policy 0: the largest S that keeps the grid within one wave of the resident
- * CTA slots (a partial second wave would double the time of the CTAs in it). Policy 1: the S
- * (up to two waves' worth) whose last wave is fullest, fewer splits on ties. */
-static int pick_split(size_t base, size_t slots, int most, int policy)
-{
-    if (policy == 0) {
-        if (base >= slots)
-            return 1;
-        size_t want = slots / base;
-        return (int)(want < (size_t)most ? want : (size_t)most);
-    }
-    int best = 1;
-    double best_eff = 0.0;
-    const size_t top = 2 * ((slots + base - 1) / base);
-    for (size_t s = 1; s <= top && s <= (size_t)most; s++) {
-        const size_t ctas = base * s, waves = (ctas + slots - 1) / slots;
-        const double eff = (double)ctas / (double)(waves * slots);
-        if (eff > best_eff + 0.02) {
-            best_eff = eff;
-            best = (int)s;
-        }
-    }
-    return best;
 }
 
 int cu_gemm_w4(void *dev, const struct awq_gemm_w4_args *a)
@@ -909,7 +820,7 @@ int cu_gemm_w4(void *dev, const struct awq_gemm_w4_args *a)
     if (M >= d->w4_cublas_min_m)
         return w4_cublas(d, a, w);
 
-    const int MT = M <= 8 ? 1 : M <= 16 || !d->w4_mt4 ? 2 : 4;
+    const int MT = M <= 8 ? 1 : 2;
     const size_t chunks = ((size_t)M + MT * 8 - 1) / (MT * 8);
     const size_t col_groups = ((size_t)w->NTILES / W4_NT + W4_WARPS - 1) / W4_WARPS;
     if (col_groups > 65535 || chunks > 0x7fffffffu)
@@ -926,8 +837,8 @@ int cu_gemm_w4(void *dev, const struct awq_gemm_w4_args *a)
         xm = XM_F16;
     }
     /* Ring depth: one m-tile keeps W4_DEPTH_1 blocks per warp in flight with more CTAs per SM;
-     * more m-tiles use more registers, so fewer warps, each with 8 blocks in flight. */
-    const int kind = xm == XM_F32 ? 0 : MT == 1 ? 1 : MT == 2 ? 2 : 3, ps = w->G >= 64 && MT < 4;
+     * two m-tiles use more registers, so fewer warps, each with 8 blocks in flight. */
+    const int kind = xm == XM_F32 ? 0 : MT == 1 ? 1 : 2, ps = w->G >= 64;
     const int depth = d->w4_depth ? d->w4_depth : MT == 1 ? W4_DEPTH_1 : 8;
     const int di = depth >= 8 ? 2 : depth >= 6 ? 1 : 0;
     const size_t smem = w4_smem_bytes(4 + 2 * di);
@@ -939,14 +850,18 @@ int cu_gemm_w4(void *dev, const struct awq_gemm_w4_args *a)
         if (*occ <= 0)
             *occ = 1;
     }
-    /* Split K to fill the resident CTA slots. Every warp keeps D - 1 k-blocks (1 KiB each) in
-     * flight, so a full wave saturates memory bandwidth even when the SMs hold unequal numbers
-     * of CTAs. */
+    /* Split K so that the grid fills the resident CTA slots once: a partial second wave would
+     * double the time of the CTAs in it. Every warp keeps D - 1 k-blocks (1 KiB each) in flight,
+     * so a full wave saturates memory bandwidth even when the SMs hold unequal numbers of CTAs. */
     const size_t base = chunks * col_groups, slots = (size_t)d->sms * (size_t)*occ;
-    int most = w->KB / W4_MIN_KB > 1 ? w->KB / W4_MIN_KB : 1;
-    if (most > W4_MAX_SPLIT)
-        most = W4_MAX_SPLIT;
-    int S = pick_split(base, slots, most, d->w4_fill);
+    int S = 1;
+    if (base < slots) {
+        size_t want = slots / base;
+        size_t most = w->KB / W4_MIN_KB > 1 ? (size_t)(w->KB / W4_MIN_KB) : 1;
+        if (most > W4_MAX_SPLIT)
+            most = W4_MAX_SPLIT;
+        S = (int)(want < most ? want : most);
+    }
     const int kbps = (w->KB + S - 1) / S;
     S = (w->KB + kbps - 1) / kbps;
 
@@ -968,7 +883,6 @@ int cu_gemm_w4(void *dev, const struct awq_gemm_w4_args *a)
     p.kbps = kbps;
     p.S = S;
     p.y_f16 = a->y_type == AWQ_DTYPE_F16;
-    p.pf = d->w4_prefetch;
     if (S > 1) {
         void *part, *cnt;
         CU_STATUS_TRY(cu_scratch(d, CU_SCR_PART, (size_t)S * M * w->N * sizeof(float), op, &part));
