@@ -279,6 +279,8 @@ static int cu_open(void *state, int index, const awq_context_options *opt, struc
      * many columns as W4_DEQUANT_SCRATCH holds; the tests use small chunks) */
     d->w4_pdl = env_int0("AWQ_CUDA_W4_PDL", 1) && d->cc >= 90;
     d->w4_chunk_mb = env_int("AWQ_CUDA_W4_CHUNK_MB", 0);
+    /* ... and, for M > 8, whether the CTA stages X in shared memory (1) or each warp loads its own */
+    d->w4_xsmem = env_int0("AWQ_CUDA_W4_XSMEM", 0);
     /* Debugging aid: wait after every kernel so an asynchronous fault names its kernel. */
     d->sync_debug = env_int("AWQ_CUDA_SYNC", 0) > 0;
 

@@ -417,10 +417,17 @@ __device__ __forceinline__ void w4_store(const w4_args &p, int m, int n, float v
 }
 
 /* Shared memory of one CTA with a ring of D k-blocks: per warp, [D][W4_NT][32] uint4 of codes,
- * then [D][W4_NT][2][32] u32 (scale word, zero word). */
-static constexpr size_t w4_smem_bytes(int D)
+ * then [D][W4_NT][2][32] u32 (scale word, zero word); with X staged (XS), then [D][8 MT] rows of
+ * X of W4_XROW bytes (64 fp16 + 16 bytes of padding). */
+#define W4_XROW 144
+__host__ __device__ static constexpr size_t w4_smem_bytes(int D)
 {
     return (size_t)W4_WARPS * D * W4_NT * 32 * (sizeof(uint4) + 2 * sizeof(uint32_t));
+}
+
+__host__ __device__ static constexpr size_t w4_smem_bytes_xs(int D, int MT)
+{
+    return w4_smem_bytes(D) + (size_t)D * MT * 8 * W4_XROW;
 }
 
 /* Shared-memory loads at a 32-bit shared address. volatile: they must stay after the cp.async
@@ -445,6 +452,18 @@ __device__ __forceinline__ void cp_async16_s(uint32_t dst, const void *src)
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(dst), "l"(src) : "memory");
 #else
     const uint4 v = __ldg((const uint4 *)src);
+    asm volatile("st.shared.v4.u32 [%0], {%1, %2, %3, %4};" ::"r"(dst), "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w)
+                 : "memory");
+#endif
+}
+
+/* 16 bytes, or 16 zero bytes when !ok (src is then not read). */
+__device__ __forceinline__ void cp_async16_z(uint32_t dst, const void *src, bool ok)
+{
+#if __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(src), "r"(ok ? 16 : 0) : "memory");
+#else
+    const uint4 v = ok ? __ldg((const uint4 *)src) : make_uint4(0, 0, 0, 0);
     asm volatile("st.shared.v4.u32 [%0], {%1, %2, %3, %4};" ::"r"(dst), "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w)
                  : "memory");
 #endif
@@ -481,10 +500,11 @@ __device__ __forceinline__ void pdl_wait()
  * halves of a block belong to different groups, and one product spans both) A is the fp16
  * dequantized weight. D: k-blocks in each lane's copy ring (even: X alternates between two
  * register buffers, the next block's loads in flight while this one is computed). */
-template <int MT, int XM, bool PS, int D>
+template <int MT, int XM, bool PS, int D, bool XS>
 __global__ void __launch_bounds__(W4_WARPS * 32, MT > 1 ? 4 : XM == XM_F16 ? 7 : 5) w4_fused_kernel(const w4_args p)
 {
     static_assert(D % 2 == 0, "X is double-buffered along the unrolled ring");
+    static_assert(!XS || XM == XM_F16, "X is staged in shared memory as fp16");
     /* Launched as a programmatic dependent (sm_90): the next kernel in the stream may start as
      * soon as every CTA of this one runs, and it waits (pdl_wait) before touching anything an
      * earlier kernel writes; until then it only streams the weights, which no kernel writes. */
@@ -506,7 +526,7 @@ __global__ void __launch_bounds__(W4_WARPS * 32, MT > 1 ? 4 : XM == XM_F16 ? 7 :
             for (int e = 0; e < 4; e++)
                 acc[i][mt][e] = 0.0f;
 
-    if (pv) {
+    if (XS || pv) {   /* XS: every warp takes part in the X copies and the barriers */
         /* this lane's ring: codes of slot s, tile i at sq + (2s + i) * 512; scale word at
          * sp + (2s + i) * 256, zero word 128 bytes further */
         const uint32_t sbase = (uint32_t)__cvta_generic_to_shared(w4_smem);
@@ -523,10 +543,10 @@ __global__ void __launch_bounds__(W4_WARPS * 32, MT > 1 ? 4 : XM == XM_F16 ? 7 :
         const void *xbase = (const char *)p.x + ((size_t)(row0 + g) * p.K + 16 * t) * (XM == XM_F16 ? 2 : 4);
         const int kx = p.K - 16 * t;                                    /* block kb has X when 64 kb < kx */
 
-        /* copies of k-block kb into ring slot s (an empty group past the range); with PS the
+        /* copies of k-block kb's weights into ring slot s (none past the range); with PS the
          * scales and zeros only where a group starts, or the range does */
-        auto issue = [&](int kb, int s) {
-            if (kb < kb1) {
+        auto issue_w = [&](int kb, int s) {
+            if (kb < kb1 && (!XS || pv)) {
                 cp_async16_s(sq + (2 * s) * 512, gq);
                 cp_async16_s(sq + (2 * s + 1) * 512, gq + 32);
                 gq += 64;
@@ -538,7 +558,25 @@ __global__ void __launch_bounds__(W4_WARPS * 32, MT > 1 ? 4 : XM == XM_F16 ? 7 :
                     cp_async4_s(sp + (2 * s + 1) * 256 + 128, gz1 + (size_t)grp * 2);
                 }
             }
+        };
+        auto issue = [&](int kb, int s) {
+            issue_w(kb, s);
             cp_commit();
+        };
+        /* XS: the CTA's copy of k-block kb of its 8 MT rows of X into X slot s (rows of
+         * W4_XROW bytes, padded so that the lanes' 16-byte reads do not collide on banks); rows
+         * past M and k past K are zero-filled */
+        constexpr uint32_t xoff = (uint32_t)w4_smem_bytes(D);
+        const uint32_t xsm = sbase + xoff;
+        auto issue_x = [&](int kb, int s) {
+            if (kb < kb1) {
+                for (int e = threadIdx.x; e < MT * 64; e += W4_WARPS * 32) {
+                    const int r = e >> 3, c = e & 7, m = row0 + r, k = kb * 64 + 8 * c;
+                    const bool ok = m < p.M && k < p.K;
+                    const __half *src = (const __half *)p.x + (ok ? (size_t)m * p.K + k : 0);
+                    cp_async16_z(xsm + (uint32_t)(s * MT * 8 * W4_XROW + r * W4_XROW + 16 * c), src, ok);
+                }
+            }
         };
 
         float part[W4_NT][MT][4];   /* PS: the current group's sums */
@@ -556,10 +594,35 @@ __global__ void __launch_bounds__(W4_WARPS * 32, MT > 1 ? 4 : XM == XM_F16 ? 7 :
         /* one k-block: consumes ring slot s and X buffer s & 1, refills the slot the previous
          * block freed, loads the next block's X into the other buffer */
         auto step = [&](int kb, int s) {
-            if (kb + 1 < kb1)
-                xb[(s + 1) & 1].load(xbase, mt_stride, rows, (kb + 1) * 64 < kx, kb + 1);
-            issue(kb + D - 1, (s + D - 1) % D);
-            cp_wait<D - 1>();   /* block kb has landed */
+            if constexpr (XS) {
+                /* block kb has landed, from every thread; every warp is done with block kb - 1,
+                 * whose X slot is refilled */
+                cp_wait<D - 2>();
+                __syncthreads();
+                issue_w(kb + D - 1, (s + D - 1) % D);
+                issue_x(kb + D - 1, (s + D - 1) % D);
+                cp_commit();
+                if (!pv)
+                    return;
+                const uint32_t xr = xsm + (uint32_t)(s * MT * 8 * W4_XROW + g * W4_XROW + 32 * t);
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    const uint4 a = lds128(xr + mt * 8 * W4_XROW), b = lds128(xr + mt * 8 * W4_XROW + 16);
+                    xb[0].h[mt][0] = a.x;
+                    xb[0].h[mt][1] = a.y;
+                    xb[0].h[mt][2] = a.z;
+                    xb[0].h[mt][3] = a.w;
+                    xb[0].h[mt][4] = b.x;
+                    xb[0].h[mt][5] = b.y;
+                    xb[0].h[mt][6] = b.z;
+                    xb[0].h[mt][7] = b.w;
+                }
+            } else {
+                if (kb + 1 < kb1)
+                    xb[(s + 1) & 1].load(xbase, mt_stride, rows, (kb + 1) * 64 < kx, kb + 1);
+                issue(kb + D - 1, (s + D - 1) % D);
+                cp_wait<D - 1>();   /* block kb has landed */
+            }
             uint4 wq[W4_NT];
 #pragma unroll
             for (int i = 0; i < W4_NT; i++)
@@ -578,7 +641,7 @@ __global__ void __launch_bounds__(W4_WARPS * 32, MT > 1 ? 4 : XM == XM_F16 ? 7 :
                     }
                 }
             }
-            const x_block<MT, XM> &x = xb[s & 1];
+            const x_block<MT, XM> &x = xb[XS ? 0 : s & 1];
 #pragma unroll
             for (int c = 0; c < 4; c++) {
 #pragma unroll
@@ -612,16 +675,31 @@ __global__ void __launch_bounds__(W4_WARPS * 32, MT > 1 ? 4 : XM == XM_F16 ? 7 :
                             part[i][mt][e] = 0.0f;
                         }
             }
-            if (kb + 1 < kb1)
+            if (!XS && kb + 1 < kb1)
                 xb[(s + 1) & 1].convert();   /* fp32 X: the next block's loads had this block's time */
         };
 
+        if constexpr (XS) {
+            /* one group with the first D - 1 blocks' weights, then one per block's X: step kb
+             * waits for all but the D - 2 newest groups, as in the steady state */
 #pragma unroll
-        for (int s = 0; s < D - 1; s++)
-            issue(kb0 + s, s);
-        pdl_wait();   /* X, Y, partials and counters may belong to the kernels before */
-        xb[0].load(xbase, mt_stride, rows, kb0 * 64 < kx, kb0);
-        xb[0].convert();
+            for (int s = 0; s < D - 1; s++)
+                issue_w(kb0 + s, s);
+            cp_commit();
+            pdl_wait();   /* X, Y, partials and counters may belong to the kernels before */
+#pragma unroll
+            for (int s = 0; s < D - 1; s++) {
+                issue_x(kb0 + s, s);
+                cp_commit();
+            }
+        } else {
+#pragma unroll
+            for (int s = 0; s < D - 1; s++)
+                issue(kb0 + s, s);
+            pdl_wait();   /* X, Y, partials and counters may belong to the kernels before */
+            xb[0].load(xbase, mt_stride, rows, kb0 * 64 < kx, kb0);
+            xb[0].convert();
+        }
         for (int kb = kb0; kb < kb1; kb += D) {
 #pragma unroll
             for (int u = 0; u < D; u++)
@@ -732,13 +810,14 @@ __global__ void __launch_bounds__(256) w4_dequant_kernel(const uint4 *__restrict
 /* The fused kernel instances: kind 0 = fp32 X, one m-tile; kinds 1, 2 = fp16 X, 1 or 2 m-tiles;
  * each with the scale applied to A (G = 32) or to the group sums (ps), and a ring of 4, 6 or 8
  * k-blocks (depth index di = 0, 1, 2). */
-template <int MT, int XM, bool PS>
+template <int MT, int XM, bool PS, bool XS = false>
 static void (*kernel_d(int di))(w4_args)
 {
-    return di == 2 ? w4_fused_kernel<MT, XM, PS, 8> : di == 1 ? w4_fused_kernel<MT, XM, PS, 6>
-                                                               : w4_fused_kernel<MT, XM, PS, 4>;
+    return di == 2 ? w4_fused_kernel<MT, XM, PS, 8, XS> : di == 1 ? w4_fused_kernel<MT, XM, PS, 6, XS>
+                                                                   : w4_fused_kernel<MT, XM, PS, 4, XS>;
 }
 
+/* kind 3: kind 2 with X staged in shared memory */
 static void (*kernel_of(int kind, int ps, int di))(w4_args)
 {
     switch (kind * 2 + ps) {
@@ -752,8 +831,12 @@ static void (*kernel_of(int kind, int ps, int di))(w4_args)
         return kernel_d<1, XM_F16, true>(di);
     case 4:
         return kernel_d<2, XM_F16, false>(di);
-    default:
+    case 5:
         return kernel_d<2, XM_F16, true>(di);
+    case 6:
+        return kernel_d<2, XM_F16, false, true>(di);
+    default:
+        return kernel_d<2, XM_F16, true, true>(di);
     }
 }
 
@@ -838,10 +921,13 @@ int cu_gemm_w4(void *dev, const struct awq_gemm_w4_args *a)
     }
     /* Ring depth: one m-tile keeps W4_DEPTH_1 blocks per warp in flight with more CTAs per SM;
      * two m-tiles use more registers, so fewer warps, each with 8 blocks in flight. */
-    const int kind = xm == XM_F32 ? 0 : MT == 1 ? 1 : 2, ps = w->G >= 64;
-    const int depth = d->w4_depth ? d->w4_depth : MT == 1 ? W4_DEPTH_1 : 8;
+    /* With X staged in shared memory (AWQ_CUDA_W4_XSMEM=1, two m-tiles), the CTA's four warps
+     * share one copy of X instead of each loading its own; 6 blocks keep 4 CTAs per SM. */
+    const int xs = d->w4_xsmem && MT == 2;
+    const int kind = xm == XM_F32 ? 0 : MT == 1 ? 1 : xs ? 3 : 2, ps = w->G >= 64;
+    const int depth = d->w4_depth ? d->w4_depth : MT == 1 ? W4_DEPTH_1 : xs ? 6 : 8;
     const int di = depth >= 8 ? 2 : depth >= 6 ? 1 : 0;
-    const size_t smem = w4_smem_bytes(4 + 2 * di);
+    const size_t smem = xs ? w4_smem_bytes_xs(4 + 2 * di, MT) : w4_smem_bytes(4 + 2 * di);
     void (*kernel)(w4_args) = kernel_of(kind, ps, di);
     int *occ = &d->w4_occupancy[(kind * 2 + ps) * 3 + di];
     if (*occ <= 0) {
