@@ -20,7 +20,7 @@
 #include "util/half.h"
 
 static awq_context *ctx;
-static awq_device *cpu, *gpu, *gpu_blas;
+static awq_device *cpu, *gpu, *gpu_blas, *gpu_xs;
 static uint64_t rng;
 
 static awq_buffer *upload(awq_device *d, const void *p, size_t bytes)
@@ -83,8 +83,9 @@ struct w4c {
     int xoff;   /* X starts this many elements into its buffer (a misaligned X when odd) */
 };
 
-/* Runs one case on the CPU, the CUDA device and the cuBLAS-forced handle; returns the CUDA Y
- * (fp32 copy) when `keep` so callers can compare runs. */
+/* Runs one case on the CPU, the CUDA device, the cuBLAS-forced handle and the handle whose fused
+ * kernel stages X in shared memory; returns the CUDA Y (fp32 copy) when `keep` so callers can
+ * compare runs. */
 static float *run_w4(const struct w4c *c, int keep)
 {
     size_t nq = (size_t)c->K * c->N / 8, nz = (size_t)c->K / c->G * c->N / 8, ns = (size_t)c->K / c->G * c->N;
@@ -108,9 +109,9 @@ static float *run_w4(const struct w4c *c, int keep)
         awq_f32_to_f16_n(xf, (uint16_t *)(xh + xoff), xn);
     else
         memcpy(xh + xoff, xf, xn * 4);
-    awq_device *devs[3] = { cpu, gpu, gpu_blas };
-    float *y[3];
-    for (int d = 0; d < 3; d++) {
+    awq_device *devs[4] = { cpu, gpu, gpu_blas, gpu_xs };
+    float *y[4];
+    for (int d = 0; d < 4; d++) {
         struct awq_qweight *w;
         ck_assert_msg(awq_op_w4_create(devs[d], &h, &w) == 0, "w4_create: %s", awq_device_last_error(devs[d]));
         awq_buffer *xb = upload(devs[d], xh, xoff + xn * xes);
@@ -135,8 +136,12 @@ static float *run_w4(const struct w4c *c, int keep)
     expect_close(what, y[1], y[0], yn, 2e-5);
     strncat(what, " (cuBLAS path)", sizeof what - strlen(what) - 1);
     expect_close(what, y[2], y[0], yn, 2e-5);
+    what[strlen(what) - strlen(" (cuBLAS path)")] = 0;
+    strncat(what, " (X in shared memory)", sizeof what - strlen(what) - 1);
+    expect_close(what, y[3], y[0], yn, 2e-5);
     free(y[0]);
     free(y[2]);
+    free(y[3]);
     free(qw);
     free(qz);
     free(sc);
@@ -172,6 +177,11 @@ START_TEST(test_w4_paths)
         { 300, 4096, 8, 128, AWQ_DTYPE_F16, AWQ_DTYPE_F16, 1, 0, 0 },  /* many chunks, split K */
         { 520, 384, 136, 32, AWQ_DTYPE_F32, AWQ_DTYPE_F32, 1, 1, 0 },  /* 33 row chunks */
         { 600, 256, 24, 128, AWQ_DTYPE_F16, AWQ_DTYPE_F16, 1, 0, 0 },  /* fp16 Y + bias */
+        { 32, 1024, 264, 32, AWQ_DTYPE_F16, AWQ_DTYPE_F16, 0, 0, 0 },  /* 2 row chunks, G = 32 */
+        { 45, 4160, 200, 64, AWQ_DTYPE_F16, AWQ_DTYPE_F32, 1, 0, 0 },  /* 3 row chunks, 65 k-blocks */
+        /* the cuBLAS handle dequantizes in 1 MiB column chunks: 3 and 8 of them */
+        { 20, 2048, 700, 64, AWQ_DTYPE_F32, AWQ_DTYPE_F16, 1, 1, 0 },
+        { 3, 4096, 1000, 128, AWQ_DTYPE_F16, AWQ_DTYPE_F32, 1, 0, 0 },
     };
     for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++)
         run_w4(&cs[i], 0);
@@ -422,10 +432,20 @@ int main(void)
         awq_context_destroy(ctx);
         return 77;
     }
-    /* a second handle on the same GPU that sends every gemm_w4 through dequantize + cuBLAS */
+    /* a second handle on the same GPU that sends every gemm_w4 through dequantize + cuBLAS, in
+     * column chunks of 1 MiB of fp16 weights (several chunks for the wider cases) */
     setenv("AWQ_CUDA_W4_CUBLAS_MIN_M", "1", 1);
+    setenv("AWQ_CUDA_W4_CHUNK_MB", "1", 1);
     int st = awq_device_open(ctx, "cuda", -1, &gpu_blas);
     unsetenv("AWQ_CUDA_W4_CUBLAS_MIN_M");
+    unsetenv("AWQ_CUDA_W4_CHUNK_MB");
+    /* a third: fused kernel always, X staged in shared memory when M > 8 */
+    setenv("AWQ_CUDA_W4_CUBLAS_MIN_M", "1000000", 1);
+    setenv("AWQ_CUDA_W4_XSMEM", "1", 1);
+    if (st == 0)
+        st = awq_device_open(ctx, "cuda", -1, &gpu_xs);
+    unsetenv("AWQ_CUDA_W4_CUBLAS_MIN_M");
+    unsetenv("AWQ_CUDA_W4_XSMEM");
     if (st != 0 || awq_device_open(ctx, "cpu", 0, &cpu) != 0)
         return 99;
     Suite *s = suite_create("cuda");
@@ -445,6 +465,7 @@ int main(void)
     srunner_run_all(sr, CK_VERBOSE);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
+    awq_device_close(gpu_xs);
     awq_device_close(gpu_blas);
     awq_device_close(gpu);
     awq_device_close(cpu);

@@ -241,20 +241,47 @@ static void check_layer0(const char *out)
     awq_hmodel_close(hm);
 }
 
+/* AWQ and RTN checkpoints at group size G in a new temporary folder (returned); the AWQ
+ * perplexity must beat RTN's and the best reference-code row of REFERENCE.md for that G. */
+static char *quantize_and_compare(int G, double reference_best, double *p_awq)
+{
+    char *tmp = tu_tmpdir(G == 32 ? "q32" : "q64");
+    char awq_dir[512], rtn_dir[512];
+    snprintf(awq_dir, sizeof awq_dir, "%s/awq", tmp);
+    snprintf(rtn_dir, sizeof rtn_dir, "%s/rtn", tmp);
+    ck_assert_msg(quantize(awq_dir, AWQ_METHOD_AWQ, G, 128) == 0, "awq: %s", awq_device_last_error(cpu));
+    ck_assert_msg(quantize(rtn_dir, AWQ_METHOD_RTN, G, 128) == 0, "rtn: %s", awq_device_last_error(cpu));
+    double p_rtn = ppl_of(rtn_dir, 0);
+    *p_awq = ppl_of(awq_dir, 0);
+    ck_assert_msg(*p_awq <= p_rtn, "G=%d: AWQ %.4f is worse than RTN %.4f", G, *p_awq, p_rtn);
+    ck_assert_msg(*p_awq <= reference_best, "G=%d: AWQ %.4f is worse than the reference code's %.4f", G,
+                  *p_awq, reference_best);
+    return tmp;
+}
+
+START_TEST(test_quantize_g64)
+{
+    if (!have_data())
+        return;
+    open_cpu();
+    double p_awq;
+    char *tmp = quantize_and_compare(64, 6.7160, &p_awq);
+    tu_rmtree(tmp);
+    free(tmp);
+    close_cpu();
+}
+END_TEST
+
 START_TEST(test_quantize_g32)
 {
     if (!have_data())
         return;
     open_cpu();
-    char *tmp = tu_tmpdir("q32");
-    char awq_dir[512], rtn_dir[512];
+    double p_awq;
+    char *tmp = quantize_and_compare(32, 6.6551, &p_awq);
+    char awq_dir[512];
     snprintf(awq_dir, sizeof awq_dir, "%s/awq", tmp);
-    snprintf(rtn_dir, sizeof rtn_dir, "%s/rtn", tmp);
-    ck_assert_msg(quantize(awq_dir, AWQ_METHOD_AWQ, 32, 128) == 0, "awq: %s", awq_device_last_error(cpu));
-    ck_assert_msg(quantize(rtn_dir, AWQ_METHOD_RTN, 32, 128) == 0, "rtn: %s", awq_device_last_error(cpu));
-    double p_awq = ppl_of(awq_dir, 0), p_deq = ppl_of(awq_dir, 1), p_rtn = ppl_of(rtn_dir, 0);
-    ck_assert_msg(p_awq <= p_rtn, "AWQ %.4f is worse than RTN %.4f", p_awq, p_rtn);
-    ck_assert_msg(p_awq <= 6.6551, "AWQ %.4f is worse than the reference code's 6.6551", p_awq);
+    double p_deq = ppl_of(awq_dir, 1);
     ck_assert_msg(fabs(p_awq - p_deq) < 2e-4, "gemm_w4 path %.5f vs dequantized path %.5f", p_awq, p_deq);
     check_layer0(awq_dir);
     /* the checkpoint's config and tokenizer */
@@ -457,6 +484,7 @@ static Suite *model_suite(void)
     tcase_add_test(tc, test_bad_input);
     tcase_add_test(tc, test_reference_ppl_and_text);
     tcase_add_test(tc, test_quantize_g32);
+    tcase_add_test(tc, test_quantize_g64);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -246,6 +246,13 @@ static int env_int(const char *name, int def)
     return *end || x < 1 || x > 1000000000L ? def : (int)x;
 }
 
+/* The same, admitting 0 (a switch turned off). */
+static int env_int0(const char *name, int def)
+{
+    const char *v = getenv(name);
+    return v && !strcmp(v, "0") ? 0 : env_int(name, def);
+}
+
 static int cu_open(void *state, int index, const awq_context_options *opt, struct awq_errbuf *err,
                    void **out)
 {
@@ -267,6 +274,13 @@ static int cu_open(void *state, int index, const awq_context_options *opt, struc
     d->w4_cublas_min_m = env_int("AWQ_CUDA_W4_CUBLAS_MIN_M", CU_W4_CUBLAS_MIN_M);
     /* ... and the depth of the fused gemm_w4's copy ring (4, 6 or 8; unset: chosen by M) */
     d->w4_depth = env_int("AWQ_CUDA_W4_DEPTH", 0);
+    /* ... whether the fused kernel is launched as a programmatic dependent (sm_90+; 0: off) ...
+     * and the column chunks of the dequantize + cuBLAS path, in MiB of fp16 weights (unset: as
+     * many columns as W4_DEQUANT_SCRATCH holds; the tests use small chunks) */
+    d->w4_pdl = env_int0("AWQ_CUDA_W4_PDL", 1) && d->cc >= 90;
+    d->w4_chunk_mb = env_int("AWQ_CUDA_W4_CHUNK_MB", 0);
+    /* ... and, for M > 8, whether the CTA stages X in shared memory (1) or each warp loads its own */
+    d->w4_xsmem = env_int0("AWQ_CUDA_W4_XSMEM", 0);
     /* Debugging aid: wait after every kernel so an asynchronous fault names its kernel. */
     d->sync_debug = env_int("AWQ_CUDA_SYNC", 0) > 0;
 

@@ -40,6 +40,19 @@ int cli_is_help(const char *arg)
     return !strcmp(arg, "-h") || !strcmp(arg, "--help");
 }
 
+int cli_device_option(const char *cmd, const char *opt, const char *val, const char **backend, long *device)
+{
+    if (!val)
+        return 0;
+    if (!strcmp(opt, "--backend")) {
+        *backend = val;
+        return 1;
+    }
+    if (!strcmp(opt, "--device"))
+        return cli_parse_int(cmd, opt, val, 0, 1024, device) < 0 ? -1 : 1;
+    return 0;
+}
+
 int cli_parse_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out)
 {
     char *end;

@@ -17,6 +17,9 @@ int cli_parse_size(const char *cmd, const char *opt, const char *s, unsigned lon
 
 /* True when argv[i] is -h or --help. */
 int cli_is_help(const char *arg);
+/* --backend NAME / --device N of the commands that open one device: 1 when `opt` is one of them
+ * (its value `val` taken), 0 when not (or `val` is NULL), -1 after printing an error. */
+int cli_device_option(const char *cmd, const char *opt, const char *val, const char **backend, long *device);
 
 /* Context options wired to the CLI: log messages to stderr (warnings and errors always; info with
  * verbose), a progress bar with ETA on a terminal, plain lines otherwise, Ctrl-C cancels. */

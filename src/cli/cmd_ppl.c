@@ -32,6 +32,7 @@ int awq_cmd_ppl(int argc, char **argv)
     long window = 512, device = -1;
     awq_model_options mo;
     awq_model_options_init(&mo);
+    int dev_opt;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (cli_is_help(a)) {
@@ -41,11 +42,8 @@ int awq_cmd_ppl(int argc, char **argv)
             if (cli_parse_int("ppl", a, v, 2, 1 << 20, &window) < 0)
                 return 2;
             i++;
-        } else if (!strcmp(a, "--backend") && v) {
-            backend = v;
-            i++;
-        } else if (!strcmp(a, "--device") && v) {
-            if (cli_parse_int("ppl", a, v, 0, 1024, &device) < 0)
+        } else if ((dev_opt = cli_device_option("ppl", a, v, &backend, &device)) != 0) {
+            if (dev_opt < 0)
                 return 2;
             i++;
         } else if (!strcmp(a, "--dequantize")) {

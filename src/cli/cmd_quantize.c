@@ -116,6 +116,7 @@ int awq_cmd_quantize(int argc, char **argv)
     double d;
     awq_quantize_options o;
     awq_quantize_options_init(&o);
+    int dev_opt;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         int takes = 1;
@@ -179,10 +180,8 @@ int awq_cmd_quantize(int argc, char **argv)
             if (cli_parse_size("quantize", a, val, &s) < 0)
                 return 2;
             o.shard_bytes = s;
-        } else if (!strcmp(a, "--backend") && val) {
-            backend = val;
-        } else if (!strcmp(a, "--device") && val) {
-            if (cli_parse_int("quantize", a, val, 0, 1024, &device) < 0)
+        } else if ((dev_opt = cli_device_option("quantize", a, val, &backend, &device)) != 0) {
+            if (dev_opt < 0)
                 return 2;
         } else {
             takes = 0;

@@ -43,6 +43,7 @@ int awq_cmd_run(int argc, char **argv)
     awq_model_options_init(&mo);
     awq_generate_options g;
     awq_generate_options_init(&g);
+    int dev_opt;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (cli_is_help(a)) {
@@ -67,11 +68,8 @@ int awq_cmd_run(int argc, char **argv)
             if (cli_parse_int("run", a, v, 0, 0x7fffffffL, &seed) < 0)
                 return 2;
             i++;
-        } else if (!strcmp(a, "--backend") && v) {
-            backend = v;
-            i++;
-        } else if (!strcmp(a, "--device") && v) {
-            if (cli_parse_int("run", a, v, 0, 1024, &device) < 0)
+        } else if ((dev_opt = cli_device_option("run", a, v, &backend, &device)) != 0) {
+            if (dev_opt < 0)
                 return 2;
             i++;
         } else if (!strcmp(a, "--ignore-eos")) {

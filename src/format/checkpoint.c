@@ -15,20 +15,17 @@
 #include "format/safetensors.h"
 #include "util/file.h"
 #include "util/half.h"
+#include "util/array.h"
 
 
 int awq_ckpt_add(struct awq_ckpt *c, const char *name, awq_dtype dtype, int ndim, const int64_t *shape,
                  const void *data, size_t nbytes, struct awq_errbuf *err)
 {
-    if (c->n == c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 64;
-        struct awq_ckpt_tensor *t = realloc(c->t, cap * sizeof *t);
-        if (!t)
-            return awq_err_set(err, AWQ_ERR_OUT_OF_MEMORY, "out of memory");
-        c->t = t;
-        c->cap = cap;
-    }
-    struct awq_ckpt_tensor *t = &c->t[c->n];
+    struct awq_ckpt_tensor *all = awq_array_reserve(c->t, c->n, &c->cap, sizeof *all, 64);
+    if (!all)
+        return awq_err_set(err, AWQ_ERR_OUT_OF_MEMORY, "out of memory");
+    c->t = all;
+    struct awq_ckpt_tensor *t = &all[c->n];
     memset(t, 0, sizeof *t);
     t->name = strdup(name);
     t->data = malloc(nbytes ? nbytes : 1);

@@ -19,6 +19,7 @@
 #include "core/dtype.h"
 #include "format/safetensors.h"
 #include "util/half.h"
+#include "util/array.h"
 
 #define INDEX_NAME "model.safetensors.index.json"
 #define SINGLE_NAME "model.safetensors"
@@ -105,14 +106,10 @@ static int add_meta(struct awq_safetensors *st, const char *key, const char *val
     for (size_t i = 0; i < st->nmeta; i++)
         if (!strcmp(st->meta[i].key, key))
             return 0;                       /* the first file's value wins */
-    if (st->nmeta == st->cap_meta) {
-        size_t nc = st->cap_meta ? st->cap_meta * 2 : 8;
-        struct st_meta *m = realloc(st->meta, nc * sizeof *m);
-        if (!m)
-            return awq_err_set(err, AWQ_ERR_OUT_OF_MEMORY, "out of memory reading __metadata__");
-        st->meta = m;
-        st->cap_meta = nc;
-    }
+    struct st_meta *m = awq_array_reserve(st->meta, st->nmeta, &st->cap_meta, sizeof *m, 8);
+    if (!m)
+        return awq_err_set(err, AWQ_ERR_OUT_OF_MEMORY, "out of memory reading __metadata__");
+    st->meta = m;
     char *k = strdup(key), *v = strdup(value);
     if (!k || !v) {
         free(k);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "format/safetensors.h"
+#include "util/array.h"
 
 struct wtensor {
     char *name;
@@ -108,15 +109,11 @@ int awq_st_writer_add(struct awq_st_writer *w, const char *name, awq_dtype dtype
             return awq_err_set(err, AWQ_ERR_DUPLICATE, "tensor '%.200s' added twice", name);
     if (nbytes > SIZE_MAX - w->bytes)
         return awq_err_set(err, AWQ_ERR_OUT_OF_MEMORY, "tensor '%.200s': total size overflows", name);
-    if (w->n == w->cap) {
-        size_t nc = w->cap ? w->cap * 2 : 64;
-        struct wtensor *t = realloc(w->t, nc * sizeof *t);
-        if (!t)
-            return awq_err_set(err, AWQ_ERR_OUT_OF_MEMORY, "out of memory adding tensor '%.200s'", name);
-        w->t = t;
-        w->cap = nc;
-    }
-    struct wtensor *t = &w->t[w->n];
+    struct wtensor *all = awq_array_reserve(w->t, w->n, &w->cap, sizeof *all, 64);
+    if (!all)
+        return awq_err_set(err, AWQ_ERR_OUT_OF_MEMORY, "out of memory adding tensor '%.200s'", name);
+    w->t = all;
+    struct wtensor *t = &all[w->n];
     memset(t, 0, sizeof *t);
     t->name = strdup(name);
     t->data = malloc(nbytes ? nbytes : 1);
@@ -154,16 +151,12 @@ int awq_st_writer_meta(struct awq_st_writer *w, const char *key, const char *val
             w->meta[i].value = v;
             return 0;
         }
-    if (w->nmeta == w->cap_meta) {
-        size_t nc = w->cap_meta ? w->cap_meta * 2 : 8;
-        struct wmeta *m = realloc(w->meta, nc * sizeof *m);
-        if (!m) {
-            free(v);
-            return awq_err_set(err, AWQ_ERR_OUT_OF_MEMORY, "out of memory");
-        }
-        w->meta = m;
-        w->cap_meta = nc;
+    struct wmeta *m = awq_array_reserve(w->meta, w->nmeta, &w->cap_meta, sizeof *m, 8);
+    if (!m) {
+        free(v);
+        return awq_err_set(err, AWQ_ERR_OUT_OF_MEMORY, "out of memory");
     }
+    w->meta = m;
     char *k = strdup(key);
     if (!k) {
         free(v);

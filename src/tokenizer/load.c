@@ -16,6 +16,7 @@
 #include "awq.h"
 #include "tokenizer/internal.h"
 #include "tokenizer/tokenizer.h"
+#include "util/array.h"
 
 #define TJ "tokenizer.json"
 #define TC "tokenizer_config.json"
@@ -168,72 +169,99 @@ static int literal_pattern(struct loader *L, const char *s, size_t n, struct tok
     return p->lit ? 0 : oom(L);
 }
 
-/* ---- normalizer ---- */
+/* ---- pipeline components (normalizers, pre-tokenizers, decoders, post-processors) ---- */
 
-static int push_norm(struct loader *L, size_t *cap, struct tok_norm **slot)
-{
-    struct awq_tok *t = L->t;
-    if (t->n_norms == *cap) {
-        size_t c = *cap ? *cap * 2 : 4;
-        struct tok_norm *v = realloc(t->norms, c * sizeof *v);
-        if (!v)
-            return oom(L);
-        t->norms = v;
-        *cap = c;
+/* push_norm, push_pre, push_dec: append a zeroed element to the tokenizer's list. */
+#define DEFINE_PUSH(fn, type, list, count)                                                         \
+    static int fn(struct loader *L, size_t *cap, type **slot)                                   \
+    {                                                                                            \
+        type *v = awq_array_reserve(L->t->list, L->t->count, cap, sizeof *v, 4);                 \
+        if (!v)                                                                                  \
+            return oom(L);                                                                       \
+        L->t->list = v;                                                                          \
+        *slot = memset(&v[L->t->count++], 0, sizeof *v);                                         \
+        return 0;                                                                                \
     }
-    *slot = &t->norms[t->n_norms++];
-    memset(*slot, 0, sizeof **slot);
+DEFINE_PUSH(push_norm, struct tok_norm, norms, n_norms)
+DEFINE_PUSH(push_pre, struct tok_pre, pres, n_pres)
+DEFINE_PUSH(push_dec, struct tok_dec, decs, n_decs)
+
+/* The "type" of a component object, or NULL with the error set. */
+static const char *component_type(struct loader *L, const json_t *o, const char *where)
+{
+    if (!json_is_object(o)) {
+        lerr(L, AWQ_ERR_BAD_JSON, "%s must be an object or null", where);
+        return NULL;
+    }
+    const char *type = type_of(o);
+    if (!type)
+        lerr(L, AWQ_ERR_BAD_TOKENIZER, "%s.type is missing", where);
+    return type;
+}
+
+typedef int (*component_parser)(struct loader *L, const json_t *o, const char *where, size_t *cap,
+                                int depth);
+
+/* {"type": "Sequence", "<key>": [component, ...]}: each element through `parse`. */
+static int parse_sequence(struct loader *L, const json_t *o, const char *key, const char *where,
+                          size_t *cap, int depth, component_parser parse)
+{
+    const json_t *list = json_object_get(o, key);
+    if (!json_is_array(list) || depth > 8)
+        return lerr(L, AWQ_ERR_BAD_TOKENIZER, "%s.%s must be an array", where, key);
+    char w[160];
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        snprintf(w, sizeof w, "%s.%s[%zu]", where, key, i);
+        if (parse(L, json_array_get(list, i), w, cap, depth + 1))
+            return L->err->code;
+    }
     return 0;
 }
 
+/* The error for a type this loader does not handle: UNSUPPORTED for a type `tokenizers` knows
+ * (listed in `known`), BAD_TOKENIZER for anything else. */
+static int unknown_type(struct loader *L, const char *where, const char *type, const char *what,
+                        const char *const *known, size_t n_known)
+{
+    for (size_t i = 0; i < n_known; i++)
+        if (!strcmp(type, known[i]))
+            return lerr(L, AWQ_ERR_UNSUPPORTED, "%s: %s type '%s' is not supported", where, what, type);
+    return lerr(L, AWQ_ERR_BAD_TOKENIZER, "%s.type '%s' is not a known %s", where, type, what);
+}
+
+/* A required string field, copied: *out (NUL-terminated) and *len. */
+static int dup_required(struct loader *L, const json_t *o, const char *key, const char *where,
+                        char **out, size_t *len)
+{
+    const char *s;
+    if (get_str(L, o, key, where, &s, len))
+        return L->err->code;
+    if (!s)
+        return lerr(L, AWQ_ERR_BAD_TOKENIZER, "%s.%s is missing", where, key);
+    *out = dupn(s, *len);
+    return *out ? 0 : oom(L);
+}
+
+/* ---- normalizer ---- */
+
 static int parse_normalizer(struct loader *L, const json_t *o, const char *where, size_t *cap, int depth)
 {
-    if (!json_is_object(o))
-        return lerr(L, AWQ_ERR_BAD_JSON, "%s must be an object or null", where);
-    const char *type = type_of(o);
+    const char *type = component_type(L, o, where);
     if (!type)
-        return lerr(L, AWQ_ERR_BAD_TOKENIZER, "%s.type is missing", where);
-    char w[160];
+        return L->err->code;
     struct tok_norm *n;
-    if (!strcmp(type, "Sequence")) {
-        const json_t *list = json_object_get(o, "normalizers");
-        if (!json_is_array(list) || depth > 8)
-            return lerr(L, AWQ_ERR_BAD_TOKENIZER, "%s.normalizers must be an array", where);
-        for (size_t i = 0; i < json_array_size(list); i++) {
-            snprintf(w, sizeof w, "%s.normalizers[%zu]", where, i);
-            if (parse_normalizer(L, json_array_get(list, i), w, cap, depth + 1))
-                return L->err->code;
-        }
-        return 0;
-    }
+    if (!strcmp(type, "Sequence"))
+        return parse_sequence(L, o, "normalizers", where, cap, depth, parse_normalizer);
     if (!strcmp(type, "Prepend")) {
-        const char *s;
-        size_t len;
-        if (get_str(L, o, "prepend", where, &s, &len))
-            return L->err->code;
-        if (!s)
-            return lerr(L, AWQ_ERR_BAD_TOKENIZER, "%s.prepend is missing", where);
-        if (push_norm(L, cap, &n))
+        if (push_norm(L, cap, &n) || dup_required(L, o, "prepend", where, &n->str, &n->str_len))
             return L->err->code;
         n->kind = TOK_NORM_PREPEND;
-        n->str = dupn(s, len);
-        n->str_len = len;
-        return n->str ? 0 : oom(L);
+        return 0;
     }
     if (!strcmp(type, "Replace")) {
-        const char *s;
-        size_t len;
-        if (get_str(L, o, "content", where, &s, &len))
-            return L->err->code;
-        if (!s)
-            return lerr(L, AWQ_ERR_BAD_TOKENIZER, "%s.content is missing", where);
-        if (push_norm(L, cap, &n))
+        if (push_norm(L, cap, &n) || dup_required(L, o, "content", where, &n->str, &n->str_len))
             return L->err->code;
         n->kind = TOK_NORM_REPLACE;
-        n->str = dupn(s, len);
-        n->str_len = len;
-        if (!n->str)
-            return oom(L);
         return get_pattern(L, o, where, &n->pat);
     }
     if (!strcmp(type, "NFC") || !strcmp(type, "ByteLevel")) {
@@ -244,31 +272,10 @@ static int parse_normalizer(struct loader *L, const json_t *o, const char *where
     }
     static const char *const known[] = { "NFD", "NFKC", "NFKD", "Lowercase", "Strip", "StripAccents",
                                          "BertNormalizer", "Precompiled", "Nmt", "Append" };
-    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-        if (!strcmp(type, known[i]))
-            return lerr(L, AWQ_ERR_UNSUPPORTED, "%s: normalizer type '%s' is not "
-                               "supported", where, type);
-    return lerr(L, AWQ_ERR_BAD_TOKENIZER, "%s.type '%s' is not a known normalizer",
-                       where, type);
+    return unknown_type(L, where, type, "normalizer", known, sizeof known / sizeof known[0]);
 }
 
 /* ---- pre-tokenizer ---- */
-
-static int push_pre(struct loader *L, size_t *cap, struct tok_pre **slot)
-{
-    struct awq_tok *t = L->t;
-    if (t->n_pres == *cap) {
-        size_t c = *cap ? *cap * 2 : 4;
-        struct tok_pre *v = realloc(t->pres, c * sizeof *v);
-        if (!v)
-            return oom(L);
-        t->pres = v;
-        *cap = c;
-    }
-    *slot = &t->pres[t->n_pres++];
-    memset(*slot, 0, sizeof **slot);
-    return 0;
-}
 
 static int parse_behavior(struct loader *L, const json_t *o, const char *where, enum tok_split_behavior *b)
 {
@@ -311,24 +318,12 @@ static int parse_scheme(struct loader *L, const json_t *o, const char *where, en
 
 static int parse_pretokenizer(struct loader *L, const json_t *o, const char *where, size_t *cap, int depth)
 {
-    if (!json_is_object(o))
-        return lerr(L, AWQ_ERR_BAD_JSON, "%s must be an object or null", where);
-    const char *type = type_of(o);
+    const char *type = component_type(L, o, where);
     if (!type)
-        return lerr(L, AWQ_ERR_BAD_TOKENIZER, "%s.type is missing", where);
-    char w[160];
+        return L->err->code;
     struct tok_pre *p;
-    if (!strcmp(type, "Sequence")) {
-        const json_t *list = json_object_get(o, "pretokenizers");
-        if (!json_is_array(list) || depth > 8)
-            return lerr(L, AWQ_ERR_BAD_TOKENIZER, "%s.pretokenizers must be an array", where);
-        for (size_t i = 0; i < json_array_size(list); i++) {
-            snprintf(w, sizeof w, "%s.pretokenizers[%zu]", where, i);
-            if (parse_pretokenizer(L, json_array_get(list, i), w, cap, depth + 1))
-                return L->err->code;
-        }
-        return 0;
-    }
+    if (!strcmp(type, "Sequence"))
+        return parse_sequence(L, o, "pretokenizers", where, cap, depth, parse_pretokenizer);
     if (!strcmp(type, "Split")) {
         if (push_pre(L, cap, &p))
             return L->err->code;
@@ -377,66 +372,23 @@ static int parse_pretokenizer(struct loader *L, const json_t *o, const char *whe
     }
     static const char *const known[] = { "Whitespace", "WhitespaceSplit", "Punctuation", "BertPreTokenizer",
                                          "CharDelimiterSplit", "UnicodeScripts", "FixedLength" };
-    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-        if (!strcmp(type, known[i]))
-            return lerr(L, AWQ_ERR_UNSUPPORTED, "%s: pre-tokenizer type '%s' is not "
-                               "supported", where, type);
-    return lerr(L, AWQ_ERR_BAD_TOKENIZER, "%s.type '%s' is not a known pre-tokenizer",
-                       where, type);
+    return unknown_type(L, where, type, "pre-tokenizer", known, sizeof known / sizeof known[0]);
 }
 
 /* ---- decoder ---- */
 
-static int push_dec(struct loader *L, size_t *cap, struct tok_dec **slot)
-{
-    struct awq_tok *t = L->t;
-    if (t->n_decs == *cap) {
-        size_t c = *cap ? *cap * 2 : 4;
-        struct tok_dec *v = realloc(t->decs, c * sizeof *v);
-        if (!v)
-            return oom(L);
-        t->decs = v;
-        *cap = c;
-    }
-    *slot = &t->decs[t->n_decs++];
-    memset(*slot, 0, sizeof **slot);
-    return 0;
-}
-
 static int parse_decoder(struct loader *L, const json_t *o, const char *where, size_t *cap, int depth)
 {
-    if (!json_is_object(o))
-        return lerr(L, AWQ_ERR_BAD_JSON, "%s must be an object or null", where);
-    const char *type = type_of(o);
+    const char *type = component_type(L, o, where);
     if (!type)
-        return lerr(L, AWQ_ERR_BAD_TOKENIZER, "%s.type is missing", where);
-    char w[160];
+        return L->err->code;
     struct tok_dec *d;
-    if (!strcmp(type, "Sequence")) {
-        const json_t *list = json_object_get(o, "decoders");
-        if (!json_is_array(list) || depth > 8)
-            return lerr(L, AWQ_ERR_BAD_TOKENIZER, "%s.decoders must be an array", where);
-        for (size_t i = 0; i < json_array_size(list); i++) {
-            snprintf(w, sizeof w, "%s.decoders[%zu]", where, i);
-            if (parse_decoder(L, json_array_get(list, i), w, cap, depth + 1))
-                return L->err->code;
-        }
-        return 0;
-    }
+    if (!strcmp(type, "Sequence"))
+        return parse_sequence(L, o, "decoders", where, cap, depth, parse_decoder);
     if (!strcmp(type, "Replace")) {
-        const char *s;
-        size_t len;
-        if (get_str(L, o, "content", where, &s, &len))
-            return L->err->code;
-        if (!s)
-            return lerr(L, AWQ_ERR_BAD_TOKENIZER, "%s.content is missing", where);
-        if (push_dec(L, cap, &d))
+        if (push_dec(L, cap, &d) || dup_required(L, o, "content", where, &d->str, &d->str_len))
             return L->err->code;
         d->kind = TOK_DEC_REPLACE;
-        d->str = dupn(s, len);
-        d->str_len = len;
-        if (!d->str)
-            return oom(L);
         return get_pattern(L, o, where, &d->pat);
     }
     if (!strcmp(type, "ByteFallback") || !strcmp(type, "Fuse") || !strcmp(type, "ByteLevel")) {
@@ -469,12 +421,7 @@ static int parse_decoder(struct loader *L, const json_t *o, const char *where, s
         return 0;
     }
     static const char *const known[] = { "WordPiece", "BPEDecoder", "CTC" };
-    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-        if (!strcmp(type, known[i]))
-            return lerr(L, AWQ_ERR_UNSUPPORTED, "%s: decoder type '%s' is not "
-                               "supported", where, type);
-    return lerr(L, AWQ_ERR_BAD_TOKENIZER, "%s.type '%s' is not a known decoder",
-                       where, type);
+    return unknown_type(L, where, type, "decoder", known, sizeof known / sizeof known[0]);
 }
 
 /* ---- the BPE model ---- */
@@ -826,28 +773,16 @@ static int pair_id(struct loader *L, const json_t *o, const char *key, const cha
 
 static int parse_post(struct loader *L, const json_t *o, const char *where, size_t *cap, int depth)
 {
-    if (!json_is_object(o))
-        return lerr(L, AWQ_ERR_BAD_JSON, "%s must be an object or null", where);
-    const char *type = type_of(o);
+    const char *type = component_type(L, o, where);
     if (!type)
-        return lerr(L, AWQ_ERR_BAD_TOKENIZER, "%s.type is missing", where);
+        return L->err->code;
     if (!strcmp(type, "ByteLevel"))
         return 0;   /* only adjusts offsets */
     if (L->t->n_tmpl && strcmp(type, "Sequence"))
         return lerr(L, AWQ_ERR_UNSUPPORTED, "%s: more than one template post-processor",
                            where);
-    if (!strcmp(type, "Sequence")) {
-        const json_t *list = json_object_get(o, "processors");
-        char w[160];
-        if (!json_is_array(list) || depth > 8)
-            return lerr(L, AWQ_ERR_BAD_TOKENIZER, "%s.processors must be an array", where);
-        for (size_t i = 0; i < json_array_size(list); i++) {
-            snprintf(w, sizeof w, "%s.processors[%zu]", where, i);
-            if (parse_post(L, json_array_get(list, i), w, cap, depth + 1))
-                return L->err->code;
-        }
-        return 0;
-    }
+    if (!strcmp(type, "Sequence"))
+        return parse_sequence(L, o, "processors", where, cap, depth, parse_post);
     if (!strcmp(type, "TemplateProcessing"))
         return parse_template(L, o, where, cap);
     if (!strcmp(type, "RobertaProcessing") || !strcmp(type, "BertProcessing")) {
