@@ -1,8 +1,10 @@
 /* Matrix products: 4-bit weights (repacked at upload), gemm_w4 and the unquantized gemm.
  *
- * Small M (up to 8 rows, decode) runs a GEMV kernel that streams the weights once; larger M runs
- * the tiled shared-memory kernel. Both split their work into chunks whose tensor windows fit one
- * storage-buffer binding: rows of X and Y, 8-column blocks of the weight. */
+ * Small M (decode) runs a GEMV kernel that streams the weights once. Larger M runs the tiled
+ * shared-memory kernel, or on devices with NVIDIA cooperative matrices the tensor-core kernel
+ * (gemm_cm.glsl), which also takes small M from tune.cm_min_m rows on with a block of 16..64 rows
+ * so that the weights are still read once. All split their work into chunks whose tensor windows
+ * fit one storage-buffer binding: rows of X and Y, 8-column blocks of the weight. */
 #include "config.h"
 
 #include <stdlib.h>
@@ -12,10 +14,7 @@
 #include "vk_internal.h"
 
 #define GEMV_MAX_M 8
-/* tensor-core kernels (gemm_cm.glsl, fixed there): 8 subgroups of 32 over a 128 x 128 block */
-#define CM_WG 256
-#define CM_BM 128
-#define CM_BN 128
+#define CM_BK 32          /* k step of gemm_cm.glsl */
 
 /* ---- 4-bit weights ----------------------------------------------------------------------------- */
 
@@ -115,28 +114,64 @@ static uint32_t rows_pow2(int M)
 }
 
 /* Which kernel runs a product, and its tile: rows of Y per workgroup (bm), columns per workgroup
- * (bn; for the GEMV, 8 per team), threads per workgroup. */
+ * (bn; for the GEMV, 8 per team), threads per workgroup; sgm = subgroups along M (tensor cores). */
 enum kernel { K_GEMV, K_TILED, K_COOPMAT };
 struct plan {
     enum kernel kind;
-    uint32_t wg, bm, bn, kt;
+    uint32_t wg, bm, bn, kt, sgm;
 };
 
-static struct plan choose_kernel(const struct vk_dev *d, int M, size_t cols, size_t kvec)
+static uint32_t clamp_pow2(uint32_t v, uint32_t lo, uint32_t hi)
+{
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+/* Tensor-core block: the large one from cm_bm rows, else 16..64 rows (the weight read once);
+ * shrunk until the two shared-memory buffers of both tiles and the staging tile fit. */
+static void cm_shape(const struct vk_dev *d, int M, int w4, struct plan *p)
 {
     const struct vk_tune *t = &d->tune;
-    struct plan p;
-    if (M <= GEMV_MAX_M) {
+    uint32_t bm = clamp_pow2(t->cm_bm, 16, 128), wm = clamp_pow2(t->cm_wm, 1, 8);
+    uint32_t bn = clamp_pow2(t->cm_bn, 16, 256), wn = clamp_pow2(t->cm_wn, 1, 8);
+    if ((uint32_t)M < bm && M <= 64) {
+        bm = rows_pow2(M < 16 ? 16 : M);
+        wm = 1;
+        bn = clamp_pow2(t->cm_sbn, 16, 256);
+        wn = clamp_pow2(t->cm_swn, 1, 8);
+    }
+    for (;;) {
+        wm = wm > bm / 16 ? bm / 16 : wm;
+        wn = wn > bn / 16 ? bn / 16 : wn;
+        size_t a = 2 * (size_t)bm * (CM_BK + 8) * 2;
+        size_t b = w4 ? 2 * (size_t)CM_BK * (bn + 8) * 2 : 2 * (size_t)bn * (CM_BK + 8) * 2;
+        size_t bytes = a + b + (size_t)wm * wn * 1024;
+        if ((bytes <= d->shared_max && 32 * wm * wn <= d->max_wg) || (bm <= 16 && bn <= 16))
+            break;
+        if (bn >= bm && bn > 16)
+            bn /= 2;
+        else
+            bm /= 2;
+    }
+    p->bm = bm;
+    p->bn = bn;
+    p->sgm = wm;
+    p->wg = 32 * wm * wn;
+    p->kt = 0;
+}
+
+static struct plan choose_kernel(const struct vk_dev *d, int M, size_t cols, size_t kvec, int w4)
+{
+    const struct vk_tune *t = &d->tune;
+    struct plan p = { 0 };
+    uint32_t cm_min = t->cm_min_m ? t->cm_min_m : GEMV_MAX_M + 1;
+    if (d->coopmat && (uint32_t)M >= (cm_min < GEMV_MAX_M + 1 ? cm_min : GEMV_MAX_M + 1)) {
+        p.kind = K_COOPMAT;
+        cm_shape(d, M, w4, &p);
+    } else if (M <= GEMV_MAX_M) {
         p.kind = K_GEMV;
         gemv_shape(d, cols, kvec, &p.wg, &p.kt);
         p.bm = GEMV_MAX_M;
         p.bn = 8 * (p.wg / p.kt);
-    } else if (d->coopmat) {
-        p.kind = K_COOPMAT;
-        p.wg = CM_WG;
-        p.bm = CM_BM;
-        p.bn = CM_BN;
-        p.kt = 0;
     } else {
         p.kind = K_TILED;
         p.wg = (t->bm / t->tm) * (t->bn / t->tn);
@@ -157,7 +192,7 @@ int awq_vk_gemm_w4(void *dev, const struct awq_gemm_w4_args *a)
     size_t xes = awq_dtype_size(a->x_type), yes = awq_dtype_size(a->y_type);
     uint32_t xf16 = a->x_type == AWQ_DTYPE_F16, yf16 = a->y_type == AWQ_DTYPE_F16;
     uint32_t flags = (a->bias.buf ? 1u : 0u) | (a->act_scale.buf ? 2u : 0u);
-    struct plan pl = choose_kernel(d, a->M, nb, K / 4);
+    struct plan pl = choose_kernel(d, a->M, nb, K / 4, 1);
     /* row chunk: X and Y windows */
     size_t rm = vk_min(awq_vk_rows_fit(d, K * xes), awq_vk_rows_fit(d, N * yes));
     rm = vk_min(rm, (size_t)(pl.kind == K_GEMV ? 1 : d->max_groups[1]) * pl.bm);
@@ -177,8 +212,8 @@ int awq_vk_gemm_w4(void *dev, const struct awq_gemm_w4_args *a)
         memcpy(spec, s, sizeof s);
     } else if (pl.kind == K_COOPMAT) {
         shader = VKS_GEMM_W4_CM;
-        uint32_t s[] = { pl.wg, xf16, 0, yf16, (uint32_t)G };
-        n_spec = 5;
+        uint32_t s[] = { pl.wg, xf16, 0, yf16, (uint32_t)G, pl.bm, pl.bn, pl.sgm };
+        n_spec = 8;
         memcpy(spec, s, sizeof s);
     } else {
         shader = VKS_GEMM_W4;
@@ -187,8 +222,8 @@ int awq_vk_gemm_w4(void *dev, const struct awq_gemm_w4_args *a)
         n_spec = 10;
         memcpy(spec, s, sizeof s);
     }
-    /* the GEMV reads the packed weight as uvec4, the tiled kernels as uint */
-    size_t q_elem = pl.kind == K_GEMV ? 16 : 4;
+    /* the GEMV and the tensor-core kernel read the packed weight as uvec4, the tiled one as uint */
+    size_t q_elem = pl.kind == K_TILED ? 4 : 16;
     VK_TRY(awq_vk_op_begin(d));
     struct vk_arg args[7];
     struct w4_push pc;
@@ -248,7 +283,7 @@ int awq_vk_gemm(void *dev, const struct awq_gemm_args *a)
     uint32_t xf16 = a->x_type == AWQ_DTYPE_F16, wf16 = a->w_type == AWQ_DTYPE_F16,
              yf16 = a->y_type == AWQ_DTYPE_F16;
     uint32_t flags = a->bias.buf ? 1u : 0u;
-    struct plan pl = choose_kernel(d, a->M, N, K);
+    struct plan pl = choose_kernel(d, a->M, N, K, 0);
     size_t per_team = pl.kind == K_GEMV ? pl.wg / pl.kt : pl.bn;   /* columns per workgroup */
     size_t rm = vk_min(awq_vk_rows_fit(d, K * xes), awq_vk_rows_fit(d, N * yes));
     rm = vk_min(rm, (size_t)(pl.kind == K_GEMV ? 1 : d->max_groups[1]) * pl.bm);
@@ -286,8 +321,8 @@ int awq_vk_gemm(void *dev, const struct awq_gemm_args *a)
             struct f_push pc = { (uint32_t)K, (uint32_t)N, (uint32_t)mc, (uint32_t)nc, (uint32_t)n0,
                                  flags, x_off, y_off, w_off, b_off };
             if (pl.kind == K_COOPMAT) {
-                uint32_t spec[] = { pl.wg, xf16, wf16, yf16, 128 };
-                VK_TRY(awq_vk_dispatch(d, VKS_GEMM_F_CM, spec, 5, ga, 4, &pc, sizeof pc, gx, gy, 1));
+                uint32_t spec[] = { pl.wg, xf16, wf16, yf16, 128, pl.bm, pl.bn, pl.sgm };
+                VK_TRY(awq_vk_dispatch(d, VKS_GEMM_F_CM, spec, 8, ga, 4, &pc, sizeof pc, gx, gy, 1));
             } else {
                 uint32_t spec[] = { pl.wg, t->bm, t->bn, t->bk, t->tm, t->tn, xf16, wf16, yf16, 128 };
                 VK_TRY(awq_vk_dispatch(d, VKS_GEMM_F, spec, 10, ga, 4, &pc, sizeof pc, gx, gy, 1));
