@@ -92,6 +92,7 @@ void awq_vk_w4_free(void *dev, void *vw)
 struct w4_push {
     uint32_t K, N, a2, a3, a4, flags;   /* gemv: ncb, col0, M; tiled: M, nc, col0 */
     uint32_t x_off, y_off, q_off, s_off, z_off, b_off, a_off;
+    uint32_t ksteps, splits, p_off;     /* tensor cores, split K (see cm_dispatch) */
 };
 
 /* GEMV shape: threads per column block (a power of two, at least the vendor's team size) grown
@@ -118,7 +119,7 @@ static uint32_t rows_pow2(int M)
 enum kernel { K_GEMV, K_TILED, K_COOPMAT };
 struct plan {
     enum kernel kind;
-    uint32_t wg, bm, bn, kt, sgm;
+    uint32_t wg, bm, bn, kt, sgm, depth;
 };
 
 static uint32_t clamp_pow2(uint32_t v, uint32_t lo, uint32_t hi)
@@ -157,6 +158,10 @@ static void cm_shape(const struct vk_dev *d, int M, int w4, struct plan *p)
     p->sgm = wm;
     p->wg = 32 * wm * wn;
     p->kt = 0;
+    p->depth = 2;
+    const char *e = getenv("AWQ_VK_CM_DEPTH");   /* tuning runs only (temporary) */
+    if (e && *e == '1')
+        p->depth = 1;
 }
 
 static struct plan choose_kernel(const struct vk_dev *d, int M, size_t cols, size_t kvec, int w4)
@@ -180,6 +185,49 @@ static struct plan choose_kernel(const struct vk_dev *d, int M, size_t cols, siz
         p.kt = 0;
     }
     return p;
+}
+
+/* Tensor-core dispatch of an mc x nc block of Y over K. When its workgroups would be too few to
+ * keep the device busy (small M: one row of blocks), K is split among up to 8 workgroups per
+ * block (each at least 16 steps of CM_BK) that write fp32 partial products to the scratch buffer;
+ * a second dispatch of the same shader (MODE 2) adds them in a fixed order and stores Y.
+ * `tail` points at the push constants' ksteps, splits, p_off; args[pbind] is the scratch window.
+ * spec[9] is the mode. */
+static int cm_dispatch(struct vk_dev *d, int shader, uint32_t *spec, struct vk_arg *args, int n_args,
+                       int pbind, void *pc, size_t pc_size, uint32_t *tail, const struct plan *pl,
+                       size_t K, size_t mc, size_t nc, int *first)
+{
+    uint32_t gx = (uint32_t)vk_div_up(nc, pl->bn), gy = (uint32_t)vk_div_up(mc, pl->bm);
+    size_t nk = vk_div_up(K, CM_BK), groups = (size_t)gx * gy;
+    size_t cus = d->ph->info.compute_units > 0 ? (size_t)d->ph->info.compute_units : 1;
+    uint32_t s = 1, max = 8;
+    const char *e = getenv("AWQ_VK_CM_SPLIT");   /* tuning runs only (temporary) */
+    if (e && *e >= '1' && *e <= '8')
+        max = (uint32_t)(*e - '0');
+    while (2 * s <= max && groups * s < 3 * cus && nk / (2 * s) >= 16 &&
+           2 * s * mc * nc * 4 <= d->max_range && vk_div_up(mc * nc, pl->wg) <= d->max_groups[0] &&
+           2 * s <= d->max_groups[2])
+        s *= 2;
+    tail[0] = (uint32_t)vk_div_up(nk, s);
+    tail[1] = (uint32_t)vk_div_up(nk, tail[0]);
+    tail[2] = 0;
+    args[pbind] = args[1];   /* unused unless split: any valid window */
+    if (tail[1] <= 1) {
+        spec[9] = 0;
+        return awq_vk_dispatch(d, shader, spec, 10, args, n_args, pc, pc_size, gx, gy, 1);
+    }
+    struct vk_buf *scr;
+    VK_TRY(awq_vk_scratch(d, tail[1] * mc * nc * 4, &scr));
+    VK_TRY(awq_vk_window(d, scr, 0, tail[1] * mc * nc * 4, 4, &args[pbind], &tail[2]));
+    /* an earlier chunk's sum may still be reading the scratch window */
+    if (!*first)
+        VK_TRY(awq_vk_barrier(d));
+    *first = 0;
+    spec[9] = 1;
+    VK_TRY(awq_vk_dispatch(d, shader, spec, 10, args, n_args, pc, pc_size, gx, gy, tail[1]));
+    spec[9] = 2;
+    return awq_vk_dispatch(d, shader, spec, 10, args, n_args, pc, pc_size,
+                           (uint32_t)vk_div_up(mc * nc, pl->wg), 1, 1);
 }
 
 int awq_vk_gemm_w4(void *dev, const struct awq_gemm_w4_args *a)
@@ -212,8 +260,8 @@ int awq_vk_gemm_w4(void *dev, const struct awq_gemm_w4_args *a)
         memcpy(spec, s, sizeof s);
     } else if (pl.kind == K_COOPMAT) {
         shader = VKS_GEMM_W4_CM;
-        uint32_t s[] = { pl.wg, xf16, 0, yf16, (uint32_t)G, pl.bm, pl.bn, pl.sgm };
-        n_spec = 8;
+        uint32_t s[] = { pl.wg, xf16, 0, yf16, (uint32_t)G, pl.bm, pl.bn, pl.sgm, pl.depth, 0 };
+        n_spec = 10;
         memcpy(spec, s, sizeof s);
     } else {
         shader = VKS_GEMM_W4;
@@ -225,8 +273,9 @@ int awq_vk_gemm_w4(void *dev, const struct awq_gemm_w4_args *a)
     /* the GEMV and the tensor-core kernel read the packed weight as uvec4, the tiled one as uint */
     size_t q_elem = pl.kind == K_TILED ? 4 : 16;
     VK_TRY(awq_vk_op_begin(d));
-    struct vk_arg args[7];
+    struct vk_arg args[8];
     struct w4_push pc;
+    int first = 1;
     VK_TRY(awq_vk_window_opt(d, a->bias, N * 4, 4, &args[5], &pc.b_off));
     VK_TRY(awq_vk_window_opt(d, a->act_scale, K * 4, 4, &args[6], &pc.a_off));
     for (size_t m0 = 0; m0 < M; m0 += rm) {
@@ -255,6 +304,11 @@ int awq_vk_gemm_w4(void *dev, const struct awq_gemm_w4_args *a)
                 pc.a3 = (uint32_t)(8 * jc);
                 pc.a4 = (uint32_t)(8 * j0);
             }
+            if (pl.kind == K_COOPMAT) {
+                VK_TRY(cm_dispatch(d, shader, spec, args, 8, 7, &pc, sizeof pc, &pc.ksteps, &pl, K, mc,
+                                   8 * jc, &first));
+                continue;
+            }
             VK_TRY(awq_vk_dispatch(d, shader, spec, n_spec, args, 7, &pc, sizeof pc,
                                    (uint32_t)vk_div_up(8 * jc, pl.bn), (uint32_t)vk_div_up(mc, pl.bm), 1));
         }
@@ -267,6 +321,7 @@ int awq_vk_gemm_w4(void *dev, const struct awq_gemm_w4_args *a)
 struct f_push {
     uint32_t K, N, a2, a3, a4, flags;   /* gemv: nc, col0, M; tiled: M, nc, col0 */
     uint32_t x_off, y_off, w_off, b_off;
+    uint32_t ksteps, splits, p_off;     /* tensor cores, split K (see cm_dispatch) */
 };
 
 struct fv_push {
@@ -294,6 +349,7 @@ int awq_vk_gemm(void *dev, const struct awq_gemm_args *a)
     VK_TRY(awq_vk_op_begin(d));
     struct vk_arg args[4];
     uint32_t b_off;
+    int first = 1;
     VK_TRY(awq_vk_window_opt(d, a->bias, N * 4, 4, &args[3], &b_off));
     for (size_t m0 = 0; m0 < M; m0 += rm) {
         size_t mc = vk_min(rm, M - m0);
@@ -319,10 +375,12 @@ int awq_vk_gemm(void *dev, const struct awq_gemm_args *a)
             }
             struct vk_arg ga[4] = { args[0], yarg, warg, args[3] };
             struct f_push pc = { (uint32_t)K, (uint32_t)N, (uint32_t)mc, (uint32_t)nc, (uint32_t)n0,
-                                 flags, x_off, y_off, w_off, b_off };
+                                 flags, x_off, y_off, w_off, b_off, 0, 0, 0 };
             if (pl.kind == K_COOPMAT) {
-                uint32_t spec[] = { pl.wg, xf16, wf16, yf16, 128, pl.bm, pl.bn, pl.sgm };
-                VK_TRY(awq_vk_dispatch(d, VKS_GEMM_F_CM, spec, 8, ga, 4, &pc, sizeof pc, gx, gy, 1));
+                uint32_t spec[] = { pl.wg, xf16, wf16, yf16, 128, pl.bm, pl.bn, pl.sgm, pl.depth, 0 };
+                struct vk_arg ca[5] = { args[0], yarg, warg, args[3], yarg };
+                VK_TRY(cm_dispatch(d, VKS_GEMM_F_CM, spec, ca, 5, 4, &pc, sizeof pc, &pc.ksteps, &pl, K, mc,
+                                   nc, &first));
             } else {
                 uint32_t spec[] = { pl.wg, t->bm, t->bn, t->bk, t->tm, t->tn, xf16, wf16, yf16, 128 };
                 VK_TRY(awq_vk_dispatch(d, VKS_GEMM_F, spec, 10, ga, 4, &pc, sizeof pc, gx, gy, 1));
