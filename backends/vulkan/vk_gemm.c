@@ -271,7 +271,7 @@ int awq_vk_gemm_w4(void *dev, const struct awq_gemm_w4_args *a)
     size_t q_elem = pl.kind == K_TILED ? 4 : 16;
     VK_TRY(awq_vk_op_begin(d));
     struct vk_arg args[8];
-    struct w4_push pc;
+    struct w4_push pc = { 0 };
     int first = 1;
     VK_TRY(awq_vk_window_opt(d, a->bias, N * 4, 4, &args[5], &pc.b_off));
     VK_TRY(awq_vk_window_opt(d, a->act_scale, K * 4, 4, &args[6], &pc.a_off));
