@@ -18,8 +18,8 @@
 // Split K (MODE 1, for blocks too few to fill the device): workgroup z of the grid covers `ksteps`
 // steps and writes fp32 partial products to a scratch window; a second dispatch (MODE 2) adds them
 // in a fixed order, adds the bias and stores Y.
-// Tile sizes are specialization constants chosen by vk_gemm.c (large M: 128 x 128; small M:
-// 16..64 rows, so the weights are read once).
+// Tile sizes are specialization constants chosen by vk_gemm.c from the tune table (NVIDIA, large
+// M: 64 x 128 with 4 subgroups; small M: 16..64 rows x 128, so the weights are read once).
 #if AWQ_FAST
 
 layout(constant_id = 1) const uint XF16 = 0;

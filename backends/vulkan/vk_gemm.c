@@ -190,7 +190,7 @@ static struct plan choose_kernel(const struct vk_dev *d, int M, size_t cols, siz
  * 16 steps of CM_BK, and the partial products' traffic stays below the 4-bit weight's bytes): they
  * write fp32 partial products to the scratch buffer, and a second dispatch of the same shader
  * (MODE 2) adds them in a fixed order and stores Y. On the H100, 8192 x 28672 at M = 8: 260 us
- * unsplit, 188 us in 2; 4096 x 11008: 124 us unsplit, 70 us in 2, 51 us in 8.
+ * unsplit, 188 us in 2, 173 us in 8; 4096 x 11008: 124 us unsplit, 70 us in 2, 51 us in 8.
  * `tail` points at the push constants' ksteps, splits, p_off; args[pbind] is the scratch window.
  * spec[9] is the mode. */
 static int cm_dispatch(struct vk_dev *d, int shader, uint32_t *spec, struct vk_arg *args, int n_args,

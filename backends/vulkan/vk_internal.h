@@ -176,7 +176,8 @@ struct vk_tune {
     uint32_t attn_target_wgs;      /* split keys when fewer workgroups than this would run */
     uint32_t gemv_threads;         /* GEMV: grow teams until about this many threads run */
     /* tensor-core GEMM (gemm_cm.glsl): large-M block (rows, columns, subgroups along M and N),
-     * small-M block (16..64 rows; columns, subgroups along N), smallest M it runs (GEMV below) */
+     * small-M block (16..64 rows; columns, subgroups along N), smallest M it runs (the GEMV
+     * runs M below min(cm_min_m, 9)) */
     uint32_t cm_bm, cm_bn, cm_wm, cm_wn, cm_sbn, cm_swn, cm_min_m;
 };
 
