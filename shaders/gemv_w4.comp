@@ -20,6 +20,7 @@ const uint NB = WG / KT;
 
 layout(std430, binding = 0) readonly buffer XF { float xf[]; };
 layout(std430, binding = 0) readonly buffer XH { HALF_T xh[]; };
+layout(std430, binding = 0) readonly buffer XV { uvec4 xv[]; };
 layout(std430, binding = 1) buffer YF { float yf[]; };
 layout(std430, binding = 1) buffer YH { HALF_T yh[]; };
 layout(std430, binding = 2) readonly buffer QBuf { uvec4 q4[]; };
@@ -53,6 +54,7 @@ float nib(uint w, uint c)
 }
 
 float acc[MR][8];
+bool xvec;   // one row: its 8 channels in one 16-byte load (fp16, aligned, no act_scale)
 
 void process(uvec4 w, uint k4, uint sb, uint zb)
 {
@@ -98,8 +100,17 @@ void process8(uvec4 wa, uvec4 wb, uint k8, uint sb, uint zb)
     float s[8] = float[8](s01.x, s01.y, s23.x, s23.y, s45.x, s45.y, s67.x, s67.y);
     uint w[8] = uint[8](wa.x, wa.y, wa.z, wa.w, wb.x, wb.y, wb.z, wb.w);
     float x[8];
-    for (uint i = 0u; i < 8u; i++)
-        x[i] = xval(0u, 8u * k8 + i);
+    if (xvec) {
+        uvec4 xw = xv[(pc.x_off + 8u * k8) / 8u];
+        vec2 t;
+        t = unpackHalf2x16(xw.x); x[0] = t.x; x[1] = t.y;
+        t = unpackHalf2x16(xw.y); x[2] = t.x; x[3] = t.y;
+        t = unpackHalf2x16(xw.z); x[4] = t.x; x[5] = t.y;
+        t = unpackHalf2x16(xw.w); x[6] = t.x; x[7] = t.y;
+    } else {
+        for (uint i = 0u; i < 8u; i++)
+            x[i] = xval(0u, 8u * k8 + i);
+    }
     float xs = ((x[0] + x[1]) + (x[2] + x[3])) + ((x[4] + x[5]) + (x[6] + x[7]));
     for (uint c = 0u; c < 8u; c++) {
         float dq = 0.0;
@@ -117,6 +128,7 @@ void main()
     uint jb = gl_WorkGroupID.x * NB + team;
     bool live = jb < pc.ncb;
     uint K4 = pc.K / 4u, ng = pc.K / GS;
+    xvec = XF16 != 0u && (pc.flags & 2u) == 0u && pc.K % 8u == 0u && pc.x_off % 8u == 0u;
     for (uint r = 0u; r < MR; r++)
         for (uint c = 0u; c < 8u; c++)
             acc[r][c] = 0.0;

@@ -499,6 +499,13 @@ static void tune_override(struct vk_tune *t, const char *spec)
         { "attn_dv", offsetof(struct vk_tune, attn_dv) },
         { "attn_target_wgs", offsetof(struct vk_tune, attn_target_wgs) },
         { "gemv_threads", offsetof(struct vk_tune, gemv_threads) },
+        { "cm_bm", offsetof(struct vk_tune, cm_bm) },
+        { "cm_bn", offsetof(struct vk_tune, cm_bn) },
+        { "cm_wm", offsetof(struct vk_tune, cm_wm) },
+        { "cm_wn", offsetof(struct vk_tune, cm_wn) },
+        { "cm_sbn", offsetof(struct vk_tune, cm_sbn) },
+        { "cm_swn", offsetof(struct vk_tune, cm_swn) },
+        { "cm_min_m", offsetof(struct vk_tune, cm_min_m) },
     };
     while (spec && *spec) {
         const char *end = strchr(spec, ',');

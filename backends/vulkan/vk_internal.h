@@ -23,7 +23,8 @@
  *                            to poll a fence before blocking)
  *   AWQ_VK_TUNE=k=v,...      override the vendor table (vk_pipeline.c) for tuning runs: wg, gemv_wg,
  *                            gemv_kt, gemv_threads, bm, bn, bk, tm, tn, attn_bq, attn_bkv, attn_dc,
- *                            attn_dv, attn_target_wgs (powers of two)
+ *                            attn_dv, attn_target_wgs, cm_bm, cm_bn, cm_wm, cm_wn, cm_sbn, cm_swn,
+ *                            cm_min_m (powers of two)
  */
 #ifndef AWQ_VK_INTERNAL_H
 #define AWQ_VK_INTERNAL_H
@@ -186,6 +187,10 @@ struct vk_tune {
     uint32_t attn_bq, attn_bkv, attn_dc, attn_dv;  /* attention tiles */
     uint32_t attn_target_wgs;      /* split keys when fewer workgroups than this would run */
     uint32_t gemv_threads;         /* GEMV: grow teams until about this many threads run */
+    /* tensor-core GEMM (gemm_cm.glsl): large-M block (rows, columns, subgroups along M and N),
+     * small-M block (16..64 rows; columns, subgroups along N), smallest M it runs (the GEMV
+     * runs M below min(cm_min_m, 9)) */
+    uint32_t cm_bm, cm_bn, cm_wm, cm_wn, cm_sbn, cm_swn, cm_min_m;
 };
 
 enum vk_shader {

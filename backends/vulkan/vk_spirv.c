@@ -133,7 +133,7 @@ const struct vk_spirv awq_vk_spirv[VKS_COUNT] = {
     S(VKS_PSEUDO_QUANT, pseudo_quant, 3, 0x5),
     S(VKS_CLIP_SEARCH, clip_search, 3, 0x4),
     S(VKS_SQ_ERR, sq_err, 4, 0xc),
-    S(VKS_GEMM_W4_CM, gemm_w4_cm, 7, 0x2),
-    S(VKS_GEMM_F_CM, gemm_f_cm, 4, 0x2),
+    S(VKS_GEMM_W4_CM, gemm_w4_cm, 8, 0x82),
+    S(VKS_GEMM_F_CM, gemm_f_cm, 5, 0x12),
     S(VKS_COPY, copy, 2, 0x2),
 };
