@@ -2,7 +2,7 @@
 # The GPU machine's part of libawq's verification and benchmarks (run from the project root on a
 # machine prepared with ../shared/device/prepare; logs go to $OUT). Each step is guarded by a time
 # limit and logs to its own file; `steps` chooses what runs:
-#   build parity sanitize tokvec bench pipeline speed
+#   build verify parity sanitize tokvec bench pipeline speed
 # Example: bench/gpu-session.sh build parity bench
 set -u
 OUT=${OUT:-/tmp/awq-gpu}
@@ -30,6 +30,32 @@ for step in "$@"; do
       grep -E 'device under test|%: Checks|nmse|Failure|exit' "$OUT/parity_$b.log" | head -12
     done
     [ -x tests/test_cuda ] && { timeout 200 tests/test_cuda >"$OUT/test_cuda.log" 2>&1; summary "$OUT/test_cuda.log"; } ;;
+  verify)
+    # every GPU test, one lane per backend running side by side (correctness only; no timings)
+    lane() {
+      b=$1; shift
+      { AWQ_PARITY_LARGE=1 timeout 300 tests/parity_$b; echo "exit $?"; } >"$OUT/parity_$b.log" 2>&1
+      for t in "$@"; do { timeout 300 tests/$t; echo "exit $?"; } >"$OUT/$t.log" 2>&1; done
+      q=/tmp/q32-$b
+      { timeout 300 ./awq quantize "$data/models/stories260K" --calib "$data/data/tinystories-calib.txt" \
+          --group-size 32 --out $q --backend $b -q --json >"$OUT/quant_$b.json" &&
+        timeout 200 ./awq ppl $q "$data/data/tinystories-eval.txt" --backend $b -q &&
+        timeout 200 ./awq ppl $q "$data/data/tinystories-eval.txt" --backend cpu -q &&
+        timeout 200 ./awq ppl "$data/models/stories260K" "$data/data/tinystories-eval.txt" --backend $b -q &&
+        timeout 60 ./awq run "$data/models/stories260K" -p "Once upon a time" -n 40 --backend $b; } \
+        >"$OUT/pipeline_$b.log" 2>&1
+    }
+    log verify
+    lane cuda test_cuda &
+    lane opencl test_opencl_cache test_opencl_errors test_opencl_ops test_opencl_rows &
+    lane vulkan test_vulkan_backend test_vulkan_large test_vulkan_reuse test_vulkan_variants &
+    wait
+    log verify done
+    for f in "$OUT"/parity_*.log "$OUT"/test_*.log; do
+      echo "-- ${f##*/}: $(grep -hE '^[0-9]+%: Checks|^SKIP' "$f" | head -1) $(tail -1 "$f")"
+    done
+    for b in cuda opencl vulkan; do echo "-- pipeline $b"; cat "$OUT/pipeline_$b.log"; done
+    (cd "$OUT" && tar czf logs.tar.gz *.log *.json && rm -f parity_*.log test_*.log pipeline_*.log quant_*.json) ;;
   sanitize)
     log compute-sanitizer
     for tool in memcheck racecheck; do
@@ -43,7 +69,7 @@ for step in "$@"; do
     (cd "$OUT" && tar czf tokvec.tar.gz tok && rm -rf tok) ;;
   bench)
     log bench
-    timeout 500 ./awq bench >"$OUT/bench.md" 2>"$OUT/bench.err"; cat "$OUT/bench.md" ;;
+    timeout ${BENCH_TIMEOUT:-500} ./awq bench ${BENCH_ARGS:-} >"$OUT/bench.md" 2>"$OUT/bench.err"; cat "$OUT/bench.md" ;;
   pipeline)
     for b in cuda opencl vulkan cpu; do
       log pipeline $b
