@@ -60,15 +60,22 @@ kernel __attribute__((reqd_work_group_size(ST_C, ST_S, 1))) void act_stats(
                 int t = t0 + u * ST_S;
                 v[u] = t < T ? stats_row(x, xo, x_f16, t, C, c) : (float4)(0.0f);
             }
+            /* the ST_U rows in fp32, then into the (double) accumulators: fp64 arithmetic per
+             * element made this kernel compute-bound on GPUs with slow fp64 conversions */
+            float4 ba = (float4)(0.0f), bq = (float4)(0.0f), bm = (float4)(0.0f);
 #pragma unroll
             for (int u = 0; u < ST_U; u++) {
-                float e[4] = { v[u].x, v[u].y, v[u].z, v[u].w };
+                ba += v[u];
+                bq = fma(v[u], v[u], bq);
+                bm = fmax(bm, v[u]);
+            }
+            float e[4] = { ba.x, ba.y, ba.z, ba.w }, f[4] = { bq.x, bq.y, bq.z, bq.w };
+            float g[4] = { bm.x, bm.y, bm.z, bm.w };
 #pragma unroll
-                for (int i = 0; i < 4; i++) {
-                    sa[i] += (acc_t)e[i];
-                    sq[i] += (acc_t)e[i] * (acc_t)e[i];
-                    mx[i] = fmax(mx[i], e[i]);
-                }
+            for (int i = 0; i < 4; i++) {
+                sa[i] += (acc_t)e[i];
+                sq[i] += (acc_t)f[i];
+                mx[i] = fmax(mx[i], g[i]);
             }
         }
     }
