@@ -1,6 +1,7 @@
 /* OpenCL matrix products: the 4-bit gemm_w4 (repacking at w4_create, a bandwidth-bound GEMV for
  * small M, a tiled kernel for large M) and the unquantized gemm. Kernels: shaders/gemm_w4.cl and
- * shaders/gemm.cl. */
+ * shaders/gemm.cl; with the tensor-core kernels (shaders/gemm_mma.cl) the GEMV of G % 128 == 0
+ * weights and the large-M products run on mma.sync instead. */
 #include "config.h"
 
 #include <stdio.h>
