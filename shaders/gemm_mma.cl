@@ -304,13 +304,14 @@ kernel __attribute__((reqd_work_group_size(MWG, 1, 1))) void gemm_f_mma(
  * conversion, are matched by X pairs (x_e, x_e+4). Minus (1024 + zero) gives q - zero exactly; the
  * group scale multiplies each step's fp32 sums (a step lies in one group as G % 128 == 0), as the
  * CPU backend does. X is read as fp16 (converted in the kernel when fp32 or act-scaled). The MKS
- * partial sums of an output are added in a fixed order through local memory. */
+ * partial sums of an output are added in a fixed order through local memory.
+ *
+ * NVIDIA only: no emulation (one made PoCL spend minutes compiling it, CI time); at open the host
+ * checks it against the fp32 GEMV on odd shapes, and the parity suite covers it on NVIDIA. */
 
-#if PN == 32 && defined(MKS)
+#if PN == 32 && defined(MKS) && defined(AWQ_MMA_PTX)
 
-#ifdef AWQ_MMA_PTX
-AWQ_INLINE float4 mma_f16(float4 c, uint a0, uint a1, uint a2, uint a3, uint b0, uint b1,
-                          local uint *scratch)
+AWQ_INLINE float4 mma_f16(float4 c, uint a0, uint a1, uint a2, uint a3, uint b0, uint b1)
 {
     float d0, d1, d2, d3;
     __asm__("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
@@ -334,88 +335,6 @@ AWQ_INLINE uint h2fma(uint a, uint b, uint c)
     __asm__("fma.rn.f16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
     return d;
 }
-#else
-/* Emulation with the same contracts (PTX ISA, "Matrix Fragments for mma.m16n8k16" with .f16):
- * a0..a3 = A[g][2t..2t+1], A[g+8][2t..2t+1], A[g][2t+8..2t+9], A[g+8][2t+8..2t+9] (low half first),
- * b0, b1 = B[2t..2t+1][g], B[2t+8..2t+9][g], c0..c3 = C[g][2t], C[g][2t+1], C[g+8][2t],
- * C[g+8][2t+1]. */
-float h_lo(uint v)
-{
-    ushort h = (ushort)(v & 0xFFFFu);
-    return vload_half(0, (private half *)&h);
-}
-
-float h_hi(uint v)
-{
-    ushort h = (ushort)(v >> 16);
-    return vload_half(0, (private half *)&h);
-}
-
-uint h2_pack(float lo, float hi)
-{
-    ushort h[2];
-    vstore_half_rte(lo, 0, (private half *)h);
-    vstore_half_rte(hi, 1, (private half *)h);
-    return (uint)h[0] | ((uint)h[1] << 16);
-}
-
-uint h2sub(uint a, uint b)
-{
-    return h2_pack(h_lo(a) - h_lo(b), h_hi(a) - h_hi(b));
-}
-
-uint h2fma(uint a, uint b, uint c)
-{
-    return h2_pack(fma(h_lo(a), h_lo(b), h_lo(c)), fma(h_hi(a), h_hi(b), h_hi(c)));
-}
-
-/* The mma calls of one step are recorded (6 words per call and lane) and evaluated together after
- * one exchange through local memory: two barriers per step, not per call (PoCL compiles each
- * barrier into a separate region, so per-call barriers made the build take minutes). */
-AWQ_INLINE void mma_rec(local uint *scratch, int q, uint a0, uint a1, uint a2, uint a3, uint b0,
-                        uint b1)
-{
-    const int lid = get_local_id(1) * 32 + get_local_id(0);
-    local uint *r = scratch + (q * 32 * MKS + lid) * 6;
-    r[0] = a0;
-    r[1] = a1;
-    r[2] = a2;
-    r[3] = a3;
-    r[4] = b0;
-    r[5] = b1;
-}
-
-/* the products of recorded call q for this lane's c0..c3 */
-float4 mma_eval(local const uint *scratch, int q)
-{
-    const int lid = get_local_id(1) * 32 + get_local_id(0), lane = lid % 32;
-    local const uint *ws = scratch + (q * 32 * MKS + lid - lane) * 6;
-    const int g = lane >> 2, t = lane & 3;
-    float d[4];
-    for (int o = 0; o < 4; o++) {
-        int row = g + (o >= 2 ? 8 : 0), col = 2 * t + (o & 1);
-        float s = 0.0f;
-        for (int k = 0; k < 16; k++) {
-            /* A[row][k]: lane (row % 8) * 4 + (k % 8) / 2, register (row >= 8) + 2 * (k >= 8) */
-            uint av = ws[((row % 8) * 4 + (k % 8) / 2) * 6 + (row >= 8 ? 1 : 0) + (k >= 8 ? 2 : 0)];
-            /* B[k][col]: lane col * 4 + (k % 8) / 2, register 4 + (k >= 8) */
-            uint bv = ws[(col * 4 + (k % 8) / 2) * 6 + 4 + (k >= 8 ? 1 : 0)];
-            s = fma(k & 1 ? h_hi(av) : h_lo(av), k & 1 ? h_hi(bv) : h_lo(bv), s);
-        }
-        d[o] = s;
-    }
-    return (float4)(d[0], d[1], d[2], d[3]);
-}
-#endif
-
-#ifdef AWQ_MMA_PTX
-#define GV_MMA(P, q, a0, a1, a2, a3, b0, b1) P = mma_f16(P, a0, a1, a2, a3, b0, b1, scratch)
-#define GV_UNROLL _Pragma("unroll")
-#else
-#define GV_MMA(P, q, a0, a1, a2, a3, b0, b1) mma_rec(scratch, q, a0, a1, a2, a3, b0, b1)
-/* loops stay loops: unrolled, the emulation took PoCL minutes to compile */
-#define GV_UNROLL _Pragma("unroll 1")
-#endif
 
 /* the halves (lo of a, lo of b) and (hi of a, hi of b) */
 #define H2_LOLO(a, b) (((a) & 0xFFFFu) | ((b) << 16))
@@ -446,7 +365,7 @@ AWQ_INLINE void gemv_w4_mma_body(const int MB, global const uint4 *wq, global co
                                  global const uchar *zr, global const uchar *x, ulong xo, int x_f16,
                                  global const float *act, int has_act, global const float *bias,
                                  int has_bias, global uchar *y, ulong yo, int y_f16, int M, int K,
-                                 int N, int Npad, int G, local float *red, local uint *scratch)
+                                 int N, int Npad, int G, local float *red)
 {
     const int lane = get_local_id(0), s = get_local_id(1), g = lane >> 2, t = lane & 3;
     const int n_rb = (M + 8 * MB - 1) / (8 * MB);
@@ -458,20 +377,20 @@ AWQ_INLINE void gemv_w4_mma_body(const int MB, global const uint4 *wq, global co
     const int n = nb * 32 + g;
 
     float4 acc[2][4];
-GV_UNROLL
+#pragma unroll
     for (int i = 0; i < 2; i++)
-GV_UNROLL
+#pragma unroll
         for (int mb = 0; mb < 4; mb++)
             acc[i][mb] = (float4)(0.0f);
 
     for (int it = 0; it < iters; it++) {
-        const int step = s + it * MKS;      /* uniform trip count: the emulation synchronises */
+        const int step = s + it * MKS;
         const int valid = step < NS, kc = 4 * step + t;
         uint4 w[4];
         float scl[4];
         uint z1024[4], z64[4];
         uint4 xv[4][4];
-GV_UNROLL
+#pragma unroll
         for (int i = 0; i < 4; i++) {
             w[i] = (uint4)(0u);
             scl[i] = 0.0f;
@@ -479,7 +398,7 @@ GV_UNROLL
         }
         if (valid) {
             ulong gi = (ulong)((step << 7) / G) * (ulong)Npad + (ulong)n;
-GV_UNROLL
+#pragma unroll
             for (int i = 0; i < 4; i++) {
                 w[i] = wp[(ulong)kc * 32 + 8 * i];
                 scl[i] = vload_half(gi + 8 * i, sc);
@@ -490,26 +409,26 @@ GV_UNROLL
                 z64[i] = h2 | (h2 << 16);
             }
         }
-GV_UNROLL
+#pragma unroll
         for (int mb = 0; mb < 4; mb++) {
             if (mb >= MB)
                 continue;
-GV_UNROLL
+#pragma unroll
             for (int j = 0; j < 4; j++)
                 xv[mb][j] = valid ? gv_x8(x, xo, fast, x_f16, act, has_act, m0 + 8 * mb + g, M, K,
                                           (kc << 5) + 8 * j)
                                   : (uint4)(0u);
         }
         float4 part[2][4];
-GV_UNROLL
+#pragma unroll
         for (int i = 0; i < 2; i++)
-GV_UNROLL
+#pragma unroll
             for (int mb = 0; mb < 4; mb++)
                 part[i][mb] = (float4)(0.0f);
-GV_UNROLL
+#pragma unroll
         for (int j = 0; j < 4; j++) {
             uint a[4][4];   /* column i: (q0 q4), (q1 q5), (q2 q6), (q3 q7) of word j, minus zero */
-GV_UNROLL
+#pragma unroll
             for (int i = 0; i < 4; i++) {
                 uint wj = j == 0 ? w[i].x : (j == 1 ? w[i].y : (j == 2 ? w[i].z : w[i].w));
                 uint w8 = wj >> 8;
@@ -518,40 +437,26 @@ GV_UNROLL
                 a[i][2] = h2sub((w8 & 0x000F000Fu) | 0x64006400u, z1024[i]);
                 a[i][3] = h2fma((w8 & 0x00F000F0u) | 0x64006400u, 0x2C002C00u, z64[i]);
             }
-GV_UNROLL
+#pragma unroll
             for (int mb = 0; mb < 4; mb++) {
                 if (mb >= MB)
                     continue;
                 uint4 xw = xv[mb][j];
                 uint b04 = H2_LOLO(xw.x, xw.z), b15 = H2_HIHI(xw.x, xw.z);
                 uint b26 = H2_LOLO(xw.y, xw.w), b37 = H2_HIHI(xw.y, xw.w);
-GV_UNROLL
+#pragma unroll
                 for (int ti = 0; ti < 2; ti++) {
-                    GV_MMA(part[ti][mb], ((j * MB + mb) * 2 + ti) * 2, a[2 * ti][0],
-                           a[2 * ti + 1][0], a[2 * ti][1], a[2 * ti + 1][1], b04, b15);
-                    GV_MMA(part[ti][mb], ((j * MB + mb) * 2 + ti) * 2 + 1, a[2 * ti][2],
-                           a[2 * ti + 1][2], a[2 * ti][3], a[2 * ti + 1][3], b26, b37);
+                    part[ti][mb] = mma_f16(part[ti][mb], a[2 * ti][0], a[2 * ti + 1][0],
+                                           a[2 * ti][1], a[2 * ti + 1][1], b04, b15);
+                    part[ti][mb] = mma_f16(part[ti][mb], a[2 * ti][2], a[2 * ti + 1][2],
+                                           a[2 * ti][3], a[2 * ti + 1][3], b26, b37);
                 }
             }
         }
-#ifdef AWQ_MMA_EMULATE
-        barrier(CLK_LOCAL_MEM_FENCE);
-        for (int q = 0; q < 16 * MB; q++) {
-            int ti = (q / 2) % 2, mb = (q / 4) % MB;
-            float4 v = mma_eval(scratch, q);
-GV_UNROLL
-            for (int i = 0; i < 2; i++)
-GV_UNROLL
-                for (int b = 0; b < 4; b++)
-                    if (i == ti && b == mb)
-                        part[i][b] += v;
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);    /* the records are read before the next step's */
-#endif
         /* accumulator (ti, e): column 16 ti + g + 8 (e >= 2), row 2t + (e & 1) */
-GV_UNROLL
+#pragma unroll
         for (int ti = 0; ti < 2; ti++)
-GV_UNROLL
+#pragma unroll
             for (int mb = 0; mb < 4; mb++) {
                 if (mb >= MB)
                     continue;
@@ -563,9 +468,9 @@ GV_UNROLL
     }
 
     /* red[(s * 8 MB + (ti * MB + mb) * 4 + e) * 32 + lane] */
-GV_UNROLL
+#pragma unroll
     for (int ti = 0; ti < 2; ti++)
-GV_UNROLL
+#pragma unroll
         for (int mb = 0; mb < 4; mb++) {
             if (mb >= MB)
                 continue;
@@ -589,12 +494,6 @@ GV_UNROLL
     }
 }
 
-#ifdef AWQ_MMA_EMULATE
-#define GV_SCRATCH local uint scratch[64 * 32 * MKS * 6];    /* 16 calls x 4 row blocks */
-#else
-#define GV_SCRATCH local uint *scratch = 0;
-#endif
-
 #define GEMV_W4_MMA_KERNEL(MB)                                                                     \
     kernel __attribute__((reqd_work_group_size(32, MKS, 1))) void gemv_w4_mma##MB(               \
         global const uint4 *wq, global const half *sc, global const uchar *zr,                     \
@@ -603,15 +502,12 @@ GV_UNROLL
         int y_f16, int M, int K, int N, int Npad, int G)                                           \
     {                                                                                              \
         local float red[MKS * 8 * MB * 32];                                                        \
-        GV_SCRATCH                                                                                 \
         gemv_w4_mma_body(MB, wq, sc, zr, x, xo, x_f16, act + ao, has_act, bias + bo, has_bias, y,  \
-                         yo, y_f16, M, K, N, Npad, G, red, scratch);                               \
+                         yo, y_f16, M, K, N, Npad, G, red);                                        \
     }
 
-GEMV_W4_MMA_KERNEL(2)
-#ifdef AWQ_MMA_PTX      /* emulated, one variant covers every M (compile time) */
 GEMV_W4_MMA_KERNEL(1)
+GEMV_W4_MMA_KERNEL(2)
 GEMV_W4_MMA_KERNEL(4)
-#endif
 
 #endif

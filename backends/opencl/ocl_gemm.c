@@ -128,15 +128,6 @@ static int gv_mb_index(const struct ocl_params *p, int M)
     return need < most ? need : most;
 }
 
-/* the kernel for M rows: the emulation builds only the 16-row one */
-static cl_kernel gv_kernel(const struct ocl_dev *d, int M, int *rows)
-{
-    int mi = gv_mb_index(&d->p, M);
-    if (!d->k_mma_gv[mi])
-        mi = 1;
-    *rows = 8 << mi;
-    return d->k_mma_gv[mi];
-}
 
 static int launch_w4(struct ocl_dev *d, enum w4_path path, const struct ocl_w4 *w, int M,
                      cl_mem x, cl_ulong xo, int xf16, cl_mem act, cl_ulong ao, int has_act,
@@ -155,8 +146,8 @@ static int launch_w4(struct ocl_dev *d, enum w4_path path, const struct ocl_w4 *
         gws[0] = (size_t)w->Npad * (size_t)((M + R - 1) / R);
         gws[1] = lws[1];
     } else if (path == W4_GEMV_MMA) {
-        int rows;
-        k = gv_kernel(d, M, &rows);
+        int mi = gv_mb_index(p, M), rows = 8 << mi;
+        k = d->k_mma_gv[mi];
         name = "gemv_w4_mma";
         lws[0] = 32;
         lws[1] = (size_t)p->mma_ks;
@@ -198,7 +189,7 @@ int ocl_gemm_w4(void *dev, const struct awq_gemm_w4_args *a)
     enum w4_path path = d->k_mma_w4 ? W4_MMA : W4_TILED;
     /* the tensor-core GEMV needs whole groups per 128-k step */
     if (a->M <= d->p.gemv_max_m)
-        path = d->k_mma_gv[1] && w->G % 128 == 0 ? W4_GEMV_MMA : W4_GEMV;
+        path = d->k_mma_gv[0] && w->G % 128 == 0 ? W4_GEMV_MMA : W4_GEMV;
     return launch_w4(d, path, w, a->M, x, xo, xf16, act, ao, a->act_scale.buf != NULL, bias, bo,
                      a->bias.buf != NULL, y, yo, yf16);
 }
@@ -353,7 +344,7 @@ static int mma_selftest(struct ocl_dev *d, double *err)
         *(pass ? &e_f : &e_w4) = nmse(y2, y1, (size_t)M * N);
     }
     *err = e_w4 > e_f ? e_w4 : e_f;
-    if (d->k_mma_gv[1]) {
+    if (d->k_mma_gv[0]) {
         /* the tensor-core GEMV against the fp32 one: G = 128 over 3 steps of 128 k (an idle
          * K slice), padded columns, partial row blocks, every row-block variant */
         ocl_w4_free(d, w4);
@@ -435,8 +426,8 @@ int ocl_mma_init(struct ocl_dev *d)
             d->k_mma_f = clCreateKernel(d->mma_prog, "gemm_f_mma", &e);
         if (!d->k_mma_f)
             st = ocl_fail(d->err, e, "clCreateKernel (tensor-core kernels)");
-        /* the GEMV reads whole packed blocks of 32 columns with one warp */
-        for (int i = emulate; st == 0 && d->p.pack_n == 32 && i < 3 - emulate; i++) {
+        /* the GEMV reads whole packed blocks of 32 columns with one warp; real mma only */
+        for (int i = 0; st == 0 && !emulate && d->p.pack_n == 32 && i < 3; i++) {
             static const char *names[3] = { "gemv_w4_mma1", "gemv_w4_mma2", "gemv_w4_mma4" };
             d->k_mma_gv[i] = clCreateKernel(d->mma_prog, names[i], &e);
             if (!d->k_mma_gv[i])

@@ -85,7 +85,7 @@ static size_t row_local(const struct ocl_params *p)
 {
     size_t tiles = (size_t)32 * (size_t)(p->bm + p->bn) * sizeof(float);
     size_t gemv = (size_t)p->gemv_xs * sizeof(float);
-    /* tensor-core GEMV: partial sums of up to 4 row blocks (the emulation needs more, CPUs have it) */
+    /* tensor-core GEMV (NVIDIA): partial sums of up to 4 row blocks */
     size_t mgv = p->mma ? (size_t)p->mma_ks * 32 * 8 * 4 * sizeof(float) : 0;
     size_t m = tiles > gemv ? tiles : gemv;
     return m > mgv ? m : mgv;
