@@ -290,3 +290,224 @@ kernel __attribute__((reqd_work_group_size(MWG, 1, 1))) void gemm_f_mma(
     }
     mma_store(acc, y, yo, y_f16, bias, has_bias, m0, n0, M, N, wm, wn, g, t);
 }
+
+/* ---- 4-bit GEMV on tensor cores (small M, G a multiple of 128; layout: gemm_w4.cl, PN = 32) ----
+ *
+ * A warp owns one packed block of 32 columns and a share of its K (steps of 128 k, interleaved
+ * over the MKS warps of the work-group); every item of the warp streams four uint4 per step: lane
+ * (g = lane / 4, t = lane % 4) reads chunk 4 * step + t of columns g, g + 8, g + 16, g + 24, so
+ * each load instruction of the warp covers four fully used 128-byte lines. The products are
+ * mma.m16n8k16 (fp16 x fp16, fp32 accumulation) with A = the weights (16 columns x 16 k) and B =
+ * X^T (16 k x 8 rows): inside one mma the k may come in any order as long as A and B agree, so
+ * lane t feeds its own chunk, and the nibble pairs (e, e + 4) of a word, which
+ * `w & 0x000F000F | 0x64006400` turns into the f16x2 (1024 + q_e, 1024 + q_e+4) without a
+ * conversion, are matched by X pairs (x_e, x_e+4). Minus (1024 + zero) gives q - zero exactly; the
+ * group scale multiplies each step's fp32 sums (a step lies in one group as G % 128 == 0), as the
+ * CPU backend does. X is read as fp16 (converted in the kernel when fp32 or act-scaled). The MKS
+ * partial sums of an output are added in a fixed order through local memory.
+ *
+ * NVIDIA only: no emulation (one made PoCL spend minutes compiling it, CI time); at open the host
+ * checks it against the fp32 GEMV on odd shapes, and the parity suite covers it on NVIDIA. */
+
+#if PN == 32 && defined(MKS) && defined(AWQ_MMA_PTX)
+
+AWQ_INLINE float4 mma_f16(float4 c, uint a0, uint a1, uint a2, uint a3, uint b0, uint b1)
+{
+    float d0, d1, d2, d3;
+    __asm__("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+        "{%8, %9}, {%10, %11, %12, %13};"
+        : "=f"(d0), "=f"(d1), "=f"(d2), "=f"(d3)
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1), "f"(c.x), "f"(c.y), "f"(c.z),
+          "f"(c.w));
+    return (float4)(d0, d1, d2, d3);
+}
+
+AWQ_INLINE uint h2sub(uint a, uint b)
+{
+    uint d;
+    __asm__("sub.rn.f16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
+    return d;
+}
+
+AWQ_INLINE uint h2fma(uint a, uint b, uint c)
+{
+    uint d;
+    __asm__("fma.rn.f16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+    return d;
+}
+
+/* the halves (lo of a, lo of b) and (hi of a, hi of b) */
+#define H2_LOLO(a, b) (((a) & 0xFFFFu) | ((b) << 16))
+#define H2_HIHI(a, b) (((a) >> 16) | ((b) & 0xFFFF0000u))
+
+/* 8 values of X (row m, k..k+7) as fp16 pairs (x0 x1, x2 x3, x4 x5, x6 x7); zeros past M */
+AWQ_INLINE uint4 gv_x8(global const uchar *x, ulong xo, int fast, int x_f16, global const float *act,
+                       int has_act, int m, int M, int K, int k)
+{
+    if (m >= M)
+        return (uint4)(0u);
+    ulong i = xo + (ulong)m * (ulong)K + (ulong)k;
+    if (fast)
+        return *(global const uint4 *)((global const half *)x + i);
+    float4 a = ld4(x, i, x_f16), b = ld4(x, i + 4, x_f16);
+    if (has_act) {
+        a *= vload4(0, act + k);
+        b *= vload4(0, act + k + 4);
+    }
+    ushort h[8];
+    vstore_half4_rte(a, 0, (private half *)h);
+    vstore_half4_rte(b, 1, (private half *)h);
+    return (uint4)((uint)h[0] | ((uint)h[1] << 16), (uint)h[2] | ((uint)h[3] << 16),
+                   (uint)h[4] | ((uint)h[5] << 16), (uint)h[6] | ((uint)h[7] << 16));
+}
+
+AWQ_INLINE void gemv_w4_mma_body(const int MB, global const uint4 *wq, global const half *sc,
+                                 global const uchar *zr, global const uchar *x, ulong xo, int x_f16,
+                                 global const float *act, int has_act, global const float *bias,
+                                 int has_bias, global uchar *y, ulong yo, int y_f16, int M, int K,
+                                 int N, int Npad, int G, local float *red)
+{
+    const int lane = get_local_id(0), s = get_local_id(1), g = lane >> 2, t = lane & 3;
+    const int n_rb = (M + 8 * MB - 1) / (8 * MB);
+    const int nb = get_group_id(0) / n_rb, m0 = (get_group_id(0) % n_rb) * 8 * MB;
+    const int KC = K >> 5, NS = K >> 7, iters = (NS + MKS - 1) / MKS;
+    /* fp16 X read as 16-byte vectors when its offset allows */
+    const int fast = x_f16 && !has_act && (xo & 7) == 0;
+    global const uint4 *wp = wq + (ulong)nb * (ulong)KC * 32 + g;
+    const int n = nb * 32 + g;
+
+    float4 acc[2][4];
+#pragma unroll
+    for (int i = 0; i < 2; i++)
+#pragma unroll
+        for (int mb = 0; mb < 4; mb++)
+            acc[i][mb] = (float4)(0.0f);
+
+    for (int it = 0; it < iters; it++) {
+        const int step = s + it * MKS;
+        const int valid = step < NS, kc = 4 * step + t;
+        uint4 w[4];
+        float scl[4];
+        uint z1024[4], z64[4];
+        uint4 xv[4][4];
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            w[i] = (uint4)(0u);
+            scl[i] = 0.0f;
+            z1024[i] = z64[i] = 0u;
+        }
+        if (valid) {
+            ulong gi = (ulong)((step << 7) / G) * (ulong)Npad + (ulong)n;
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                w[i] = wp[(ulong)kc * 32 + 8 * i];
+                scl[i] = vload_half(gi + 8 * i, sc);
+                uint z = zr[gi + 8 * i];
+                /* f16 1024 + z and -(64 + z): exact (z < 16) */
+                uint h1 = 0x6400u | z, h2 = 0xD400u | (z << 4);
+                z1024[i] = h1 | (h1 << 16);
+                z64[i] = h2 | (h2 << 16);
+            }
+        }
+#pragma unroll
+        for (int mb = 0; mb < 4; mb++) {
+            if (mb >= MB)
+                continue;
+#pragma unroll
+            for (int j = 0; j < 4; j++)
+                xv[mb][j] = valid ? gv_x8(x, xo, fast, x_f16, act, has_act, m0 + 8 * mb + g, M, K,
+                                          (kc << 5) + 8 * j)
+                                  : (uint4)(0u);
+        }
+        float4 part[2][4];
+#pragma unroll
+        for (int i = 0; i < 2; i++)
+#pragma unroll
+            for (int mb = 0; mb < 4; mb++)
+                part[i][mb] = (float4)(0.0f);
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            uint a[4][4];   /* column i: (q0 q4), (q1 q5), (q2 q6), (q3 q7) of word j, minus zero */
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                uint wj = j == 0 ? w[i].x : (j == 1 ? w[i].y : (j == 2 ? w[i].z : w[i].w));
+                uint w8 = wj >> 8;
+                a[i][0] = h2sub((wj & 0x000F000Fu) | 0x64006400u, z1024[i]);
+                a[i][1] = h2fma((wj & 0x00F000F0u) | 0x64006400u, 0x2C002C00u, z64[i]);
+                a[i][2] = h2sub((w8 & 0x000F000Fu) | 0x64006400u, z1024[i]);
+                a[i][3] = h2fma((w8 & 0x00F000F0u) | 0x64006400u, 0x2C002C00u, z64[i]);
+            }
+#pragma unroll
+            for (int mb = 0; mb < 4; mb++) {
+                if (mb >= MB)
+                    continue;
+                uint4 xw = xv[mb][j];
+                uint b04 = H2_LOLO(xw.x, xw.z), b15 = H2_HIHI(xw.x, xw.z);
+                uint b26 = H2_LOLO(xw.y, xw.w), b37 = H2_HIHI(xw.y, xw.w);
+#pragma unroll
+                for (int ti = 0; ti < 2; ti++) {
+                    part[ti][mb] = mma_f16(part[ti][mb], a[2 * ti][0], a[2 * ti + 1][0],
+                                           a[2 * ti][1], a[2 * ti + 1][1], b04, b15);
+                    part[ti][mb] = mma_f16(part[ti][mb], a[2 * ti][2], a[2 * ti + 1][2],
+                                           a[2 * ti][3], a[2 * ti + 1][3], b26, b37);
+                }
+            }
+        }
+        /* accumulator (ti, e): column 16 ti + g + 8 (e >= 2), row 2t + (e & 1) */
+#pragma unroll
+        for (int ti = 0; ti < 2; ti++)
+#pragma unroll
+            for (int mb = 0; mb < 4; mb++) {
+                if (mb >= MB)
+                    continue;
+                float4 p = part[ti][mb], c = acc[ti][mb];
+                float s0 = scl[2 * ti], s1 = scl[2 * ti + 1];
+                acc[ti][mb] = (float4)(fma(s0, p.x, c.x), fma(s0, p.y, c.y), fma(s1, p.z, c.z),
+                                       fma(s1, p.w, c.w));
+            }
+    }
+
+    /* red[(s * 8 MB + (ti * MB + mb) * 4 + e) * 32 + lane] */
+#pragma unroll
+    for (int ti = 0; ti < 2; ti++)
+#pragma unroll
+        for (int mb = 0; mb < 4; mb++) {
+            if (mb >= MB)
+                continue;
+            local float *r = red + (s * 8 * MB + (ti * MB + mb) * 4) * 32 + lane;
+            r[0] = acc[ti][mb].x;
+            r[32] = acc[ti][mb].y;
+            r[64] = acc[ti][mb].z;
+            r[96] = acc[ti][mb].w;
+        }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int idx = s * 32 + lane; idx < 32 * 8 * MB; idx += 32 * MKS) {
+        int c = idx % 32, rr = idx / 32, m = m0 + rr, nn = nb * 32 + c;
+        if (m >= M || nn >= N)
+            continue;
+        int ti = c / 16, cg = c % 8, e = ((c % 16) / 8) * 2 + (rr % 8) % 2;
+        int ln = cg * 4 + (rr % 8) / 2, reg = (ti * MB + rr / 8) * 4 + e;
+        float v = 0.0f;
+        for (int ss = 0; ss < MKS; ss++)    /* fixed order: deterministic */
+            v += red[(ss * 8 * MB + reg) * 32 + ln];
+        st1(y, yo + (ulong)m * (ulong)N + (ulong)nn, v + (has_bias ? bias[nn] : 0.0f), y_f16);
+    }
+}
+
+#define GEMV_W4_MMA_KERNEL(MB)                                                                     \
+    kernel __attribute__((reqd_work_group_size(32, MKS, 1))) void gemv_w4_mma##MB(               \
+        global const uint4 *wq, global const half *sc, global const uchar *zr,                     \
+        global const uchar *x, ulong xo, int x_f16, global const float *act, ulong ao,             \
+        int has_act, global const float *bias, ulong bo, int has_bias, global uchar *y, ulong yo,  \
+        int y_f16, int M, int K, int N, int Npad, int G)                                           \
+    {                                                                                              \
+        local float red[MKS * 8 * MB * 32];                                                        \
+        gemv_w4_mma_body(MB, wq, sc, zr, x, xo, x_f16, act + ao, has_act, bias + bo, has_bias, y,  \
+                         yo, y_f16, M, K, N, Npad, G, red);                                        \
+    }
+
+GEMV_W4_MMA_KERNEL(1)
+GEMV_W4_MMA_KERNEL(2)
+GEMV_W4_MMA_KERNEL(4)
+
+#endif

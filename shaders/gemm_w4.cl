@@ -29,6 +29,8 @@ float nib(uint w, int e, float zf)
 }
 
 /* ---- GEMV (small M): each packed weight is read once; R rows of X share it ----------------
+ * (Where the tensor-core kernels are enabled, gemm_mma.cl's gemv_w4_mma replaces it for G % 128
+ * == 0: this one spends about 4 instructions per code and is instruction-bound on GPUs.)
  *
  * Work-group = PN columns x KS slices of K. K is walked in segments of XSEG = XS / R values: the
  * work-group first stages the segment of its R rows of X in local memory (converted to fp32, the

@@ -20,10 +20,12 @@ float q4_clamp15(float v)
 }
 
 /* ---- act_stats: an item owns 4 adjacent channels (one 8- or 16-byte load per row) of a slice of
- * the rows, loading 4 rows ahead; the ST_S slices of a channel are combined in a fixed order and
+ * the rows, loading ST_U rows ahead; the ST_S slices of a channel are combined in a fixed order and
  * ADDED to the accumulators (max: maximum). --------------------------------------------------- */
 
 /* Channels c..c+3 of row t as |x| (zeros past C). */
+#define ST_U 8
+
 float4 stats_row(global const uchar *x, ulong xo, int x_f16, int t, int C, int c)
 {
     ulong base = xo + (ulong)t * (ulong)C + (ulong)c;
@@ -51,22 +53,29 @@ kernel __attribute__((reqd_work_group_size(ST_C, ST_S, 1))) void act_stats(
     acc_t sa[4] = { 0, 0, 0, 0 }, sq[4] = { 0, 0, 0, 0 };
     float mx[4] = { 0.0f, 0.0f, 0.0f, 0.0f };
     if (c < C) {
-        for (int t0 = s; t0 < T; t0 += 4 * ST_S) {
-            float4 v[4];
+        for (int t0 = s; t0 < T; t0 += ST_U * ST_S) {
+            float4 v[ST_U];
 #pragma unroll
-            for (int u = 0; u < 4; u++) {
+            for (int u = 0; u < ST_U; u++) {
                 int t = t0 + u * ST_S;
                 v[u] = t < T ? stats_row(x, xo, x_f16, t, C, c) : (float4)(0.0f);
             }
+            /* the ST_U rows in fp32, then into the (double) accumulators: fp64 arithmetic per
+             * element made this kernel compute-bound on GPUs with slow fp64 conversions */
+            float4 ba = (float4)(0.0f), bq = (float4)(0.0f), bm = (float4)(0.0f);
 #pragma unroll
-            for (int u = 0; u < 4; u++) {
-                float e[4] = { v[u].x, v[u].y, v[u].z, v[u].w };
+            for (int u = 0; u < ST_U; u++) {
+                ba += v[u];
+                bq = fma(v[u], v[u], bq);
+                bm = fmax(bm, v[u]);
+            }
+            float e[4] = { ba.x, ba.y, ba.z, ba.w }, f[4] = { bq.x, bq.y, bq.z, bq.w };
+            float g[4] = { bm.x, bm.y, bm.z, bm.w };
 #pragma unroll
-                for (int i = 0; i < 4; i++) {
-                    sa[i] += (acc_t)e[i];
-                    sq[i] += (acc_t)e[i] * (acc_t)e[i];
-                    mx[i] = fmax(mx[i], e[i]);
-                }
+            for (int i = 0; i < 4; i++) {
+                sa[i] += (acc_t)e[i];
+                sq[i] += (acc_t)f[i];
+                mx[i] = fmax(mx[i], g[i]);
             }
         }
     }

@@ -274,10 +274,10 @@ static void build_options(struct ocl_dev *d)
     const char *extra = getenv("AWQ_OPENCL_OPTIONS");
     snprintf(d->options, sizeof d->options,
              "-cl-std=CL1.2%s -DPN=%d -DKS=%d -DUNR=%d -DXS=%d -DBM=%d -DBN=%d -DTM=%d -DTN=%d "
-             "-DGV_TS=%d -DGV_NR=%d -DRED_WG=%d -DST_C=%d -DST_S=%d -DCS_N=%d -DCS_T=%d%s%s",
+             "-DGV_TS=%d -DGV_NR=%d -DRED_WG=%d -DST_C=%d -DST_S=%d -DCS_N=%d -DCS_T=%d -DMKS=%d%s%s",
              d->desc.cr_divide ? " -cl-fp32-correctly-rounded-divide-sqrt" : "", p->pack_n,
              p->gemv_ks, p->gemv_unroll, p->gemv_xs, p->bm, p->bn, p->tm, p->tn, p->gv_ts, p->gv_nr,
-             p->red_wg, p->st_c, p->st_s, p->cs_n, p->cs_t, extra && *extra ? " " : "",
+             p->red_wg, p->st_c, p->st_s, p->cs_n, p->cs_t, p->mma_ks, extra && *extra ? " " : "",
              extra && *extra ? extra : "");
 }
 

@@ -1,6 +1,7 @@
 /* OpenCL matrix products: the 4-bit gemm_w4 (repacking at w4_create, a bandwidth-bound GEMV for
  * small M, a tiled kernel for large M) and the unquantized gemm. Kernels: shaders/gemm_w4.cl and
- * shaders/gemm.cl. */
+ * shaders/gemm.cl; with the tensor-core kernels (shaders/gemm_mma.cl) the GEMV of G % 128 == 0
+ * weights and the large-M products run on mma.sync instead. */
 #include "config.h"
 
 #include <stdio.h>
@@ -118,7 +119,15 @@ out:
             return st_;     \
     } while (0)
 
-enum w4_path { W4_GEMV, W4_TILED, W4_MMA };
+enum w4_path { W4_GEMV, W4_GEMV_MMA, W4_TILED, W4_MMA };
+
+/* n8 blocks of rows per work-group of the tensor-core GEMV for M rows (index into k_mma_gv) */
+static int gv_mb_index(const struct ocl_params *p, int M)
+{
+    int need = M <= 8 ? 0 : M <= 16 ? 1 : 2, most = p->mma_mb == 1 ? 0 : p->mma_mb == 2 ? 1 : 2;
+    return need < most ? need : most;
+}
+
 
 static int launch_w4(struct ocl_dev *d, enum w4_path path, const struct ocl_w4 *w, int M,
                      cl_mem x, cl_ulong xo, int xf16, cl_mem act, cl_ulong ao, int has_act,
@@ -135,6 +144,14 @@ static int launch_w4(struct ocl_dev *d, enum w4_path path, const struct ocl_w4 *
         lws[0] = (size_t)p->pack_n;
         lws[1] = (size_t)p->gemv_ks;
         gws[0] = (size_t)w->Npad * (size_t)((M + R - 1) / R);
+        gws[1] = lws[1];
+    } else if (path == W4_GEMV_MMA) {
+        int mi = gv_mb_index(p, M), rows = 8 << mi;
+        k = d->k_mma_gv[mi];
+        name = "gemv_w4_mma";
+        lws[0] = 32;
+        lws[1] = (size_t)p->mma_ks;
+        gws[0] = (size_t)(w->Npad / 32) * (size_t)((M + rows - 1) / rows) * 32;
         gws[1] = lws[1];
     } else if (path == W4_MMA) {
         k = d->k_mma_w4;
@@ -169,7 +186,10 @@ int ocl_gemm_w4(void *dev, const struct awq_gemm_w4_args *a)
     TRY(ocl_ref(d, a->y, yf16 ? 2 : 4, "Y", &y, &yo));
     TRY(ocl_ref(d, a->bias, 4, "bias", &bias, &bo));
     TRY(ocl_ref(d, a->act_scale, 4, "act_scale", &act, &ao));
-    enum w4_path path = a->M <= d->p.gemv_max_m ? W4_GEMV : d->k_mma_w4 ? W4_MMA : W4_TILED;
+    enum w4_path path = d->k_mma_w4 ? W4_MMA : W4_TILED;
+    /* the tensor-core GEMV needs whole groups per 128-k step */
+    if (a->M <= d->p.gemv_max_m)
+        path = d->k_mma_gv[0] && w->G % 128 == 0 ? W4_GEMV_MMA : W4_GEMV;
     return launch_w4(d, path, w, a->M, x, xo, xf16, act, ao, a->act_scale.buf != NULL, bias, bo,
                      a->bias.buf != NULL, y, yo, yf16);
 }
@@ -260,9 +280,11 @@ static double nmse(const float *a, const float *b, size_t n)
  * *err is the larger normalised squared difference. */
 static int mma_selftest(struct ocl_dev *d, double *err)
 {
-    enum { M = 130, N = 136, K = 256, G = 64, KF = 200 };
+    enum { M = 130, N = 136, K = 256, G = 64, KF = 200, KG = 384 };
+    /* the GEMV case (K = KG, G = 128, up to 20 rows) reuses the buffers */
+    _Static_assert(KG >= K && K / G >= KG / 128 && M * K >= 20 * KG, "self-test buffer sizes");
     uint32_t seed = 12345;
-    int32_t *qw = malloc((size_t)K * N / 8 * 4), *qz = malloc((size_t)K / G * N / 8 * 4);
+    int32_t *qw = malloc((size_t)KG * N / 8 * 4), *qz = malloc((size_t)K / G * N / 8 * 4);
     uint16_t *sc = malloc((size_t)K / G * N * 2), *xh = malloc((size_t)M * K * 2);
     uint16_t *wh = malloc((size_t)N * KF * 2);
     float *y1 = malloc((size_t)M * N * 4), *y2 = malloc((size_t)M * N * 4);
@@ -274,7 +296,7 @@ static int mma_selftest(struct ocl_dev *d, double *err)
         st = awq_err_set(d->err, AWQ_ERR_OUT_OF_MEMORY, "out of host memory");
         goto out;
     }
-    for (size_t i = 0; i < (size_t)K * N / 8; i++)
+    for (size_t i = 0; i < (size_t)KG * N / 8; i++)
         qw[i] = (int32_t)(lcg(&seed) ^ (lcg(&seed) << 16));
     for (size_t i = 0; i < (size_t)K / G * N / 8; i++)
         qz[i] = (int32_t)(lcg(&seed) ^ (lcg(&seed) << 16));
@@ -322,6 +344,31 @@ static int mma_selftest(struct ocl_dev *d, double *err)
         *(pass ? &e_f : &e_w4) = nmse(y2, y1, (size_t)M * N);
     }
     *err = e_w4 > e_f ? e_w4 : e_f;
+    if (d->k_mma_gv[0]) {
+        /* the tensor-core GEMV against the fp32 one: G = 128 over 3 steps of 128 k (an idle
+         * K slice), padded columns, partial row blocks, every row-block variant */
+        ocl_w4_free(d, w4);
+        w4 = NULL;
+        struct awq_w4_host h2 = { KG, N, 128, qw, qz, sc };
+        if ((st = ocl_w4_create(d, &h2, &w4)) < 0)
+            goto out;
+        for (int mi = 0; mi < 3; mi++) {
+            int m = mi == 0 ? 3 : mi == 1 ? 13 : 20;
+            for (int v = 0; v < 2; v++)
+                if ((st = launch_w4(d, v ? W4_GEMV_MMA : W4_GEMV, w4, m, bx, 0, 1, d->dummy, 0,
+                                    0, d->dummy, 0, 0, v ? by2 : by1, 0, 0)) < 0)
+                    goto out;
+            if ((e = clEnqueueReadBuffer(d->q, by1, CL_TRUE, 0, (size_t)m * N * 4, y1, 0, NULL,
+                                         NULL)) ||
+                (e = clEnqueueReadBuffer(d->q, by2, CL_TRUE, 0, (size_t)m * N * 4, y2, 0, NULL,
+                                         NULL))) {
+                st = ocl_fail(d->err, e, "clEnqueueReadBuffer (tensor-core self-test)");
+                goto out;
+            }
+            double eg = nmse(y2, y1, (size_t)m * N);
+            *err = eg > *err ? eg : *err;
+        }
+    }
 out:
     ocl_w4_free(d, w4);
     if (bx)
@@ -344,6 +391,11 @@ out:
 
 static void mma_release(struct ocl_dev *d)
 {
+    for (int i = 0; i < 3; i++)
+        if (d->k_mma_gv[i]) {
+            clReleaseKernel(d->k_mma_gv[i]);
+            d->k_mma_gv[i] = NULL;
+        }
     if (d->k_mma_w4)
         clReleaseKernel(d->k_mma_w4);
     if (d->k_mma_f)
@@ -374,6 +426,13 @@ int ocl_mma_init(struct ocl_dev *d)
             d->k_mma_f = clCreateKernel(d->mma_prog, "gemm_f_mma", &e);
         if (!d->k_mma_f)
             st = ocl_fail(d->err, e, "clCreateKernel (tensor-core kernels)");
+        /* the GEMV reads whole packed blocks of 32 columns with one warp; real mma only */
+        for (int i = 0; st == 0 && !emulate && d->p.pack_n == 32 && i < 3; i++) {
+            static const char *names[3] = { "gemv_w4_mma1", "gemv_w4_mma2", "gemv_w4_mma4" };
+            d->k_mma_gv[i] = clCreateKernel(d->mma_prog, names[i], &e);
+            if (!d->k_mma_gv[i])
+                st = ocl_fail(d->err, e, "clCreateKernel (tensor-core GEMV)");
+        }
     }
     double err = 0;
     if (st == 0)

@@ -48,6 +48,8 @@ struct ocl_params {
     int att_wg;              /* attention work-group size */
     int att_wgs;             /* split long KV caches while fewer work-groups would run (0: auto) */
     int mma;                 /* tensor-core kernels (NVIDIA inline PTX; emulated elsewhere, for tests) */
+    int mma_ks;              /* tensor-core 4-bit GEMV: warps (K slices) per work-group */
+    int mma_mb;              /* tensor-core 4-bit GEMV: most 8-row blocks per work-group (1, 2, 4) */
 };
 
 /* Picks the table row for a device, fits it to the device's limits and applies the overrides of
@@ -99,6 +101,7 @@ struct ocl_dev {
     int n_att;
     cl_program mma_prog;      /* tensor-core kernels, NULL when unused or unusable */
     cl_kernel k_mma_w4, k_mma_f;
+    cl_kernel k_mma_gv[3];    /* tensor-core 4-bit GEMV, 8, 16, 32 rows per work-group (PN = 32) */
     char mma_status[512];     /* why the tensor-core kernels are used or not (diagnostics) */
     cl_mem dummy;             /* bound to absent optional tensors */
     cl_mem sq_part;           /* OCL_SQ_PARTS accumulators for sq_err */

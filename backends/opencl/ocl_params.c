@@ -23,11 +23,18 @@
  *  - cs_n x cs_t: clip_search output channels x token slices per work-group.
  *  - att_wg: attention work-group size (items per block of query rows).
  *  - st_c x st_s: act_stats items (4 channels each) x row slices; 16 x 16 keeps 64 channels per
- *    work-group, so even a 4096-channel activation spreads over 64 work-groups with 4 rows of
- *    loads in flight per item.
+ *    work-group, so even a 4096-channel activation spreads over 64 work-groups with 8 rows of
+ *    loads in flight per item. On the H100 8 x 32 (twice the work-groups) measured 268 us on
+ *    [16384, 8192] fp16 against 500 us for 16 x 16 and 316 us for 4 x 64.
  *  - att_wgs: attention splits the keys of a long KV cache over several work-groups (then
  *    combines them) while fewer than this many work-groups would run; 0 = twice the compute
  *    units.
+ *  - mma_ks, mma_mb (with mma, pack_n 32 and G a multiple of 128): the small-M gemm_w4 runs on
+ *    tensor cores (shaders/gemm_mma.cl, gemv_w4_mma*), a warp per 32-column block and K slice,
+ *    mma_ks slices per work-group, up to 8 * mma_mb rows per work-group (more rows: several
+ *    work-groups, adjacent so that they share the weights through L2). H100 sweep, 8192 x 28672,
+ *    M = 1 / 8 / 32: mma_ks 4 gave 49.8 / 53.2 us, 8 gave 52.0 / 59.2 us, 2 gave 59.9 / 61.6 us;
+ *    mma_mb 2 gave 124.8 us at M = 32 against 134.5 us for 4 (register pressure).
  *  - mma: the large-M products run on tensor cores (mma.sync TF32 through inline PTX,
  *    shaders/gemm_mma.cl) on NVIDIA; the kernels are checked against the fp32 ones at open and
  *    dropped (logged) if they fail to build or disagree. mma=1 on another device emulates the
@@ -50,13 +57,13 @@
 #include "ocl_internal.h"
 
 static const struct ocl_params table[] = {
-    /* row      pack ks unr maxm  xs    bm   bn  tm tn  gvts nr  red  stc sts csn cst att wgs mma */
-    { "nvidia",  32, 8, 4, 32,  4096,  128, 128, 8, 8,  32,  8, 256, 16,16, 32, 8, 128, 0, 1 },
-    { "amd",     64, 4, 4, 32,  4096,  128, 128, 8, 8,  64,  4, 256, 16,16, 64, 4, 256, 0, 0 },
-    { "intel",   32, 8, 2, 32,  4096,   64,  64, 4, 4,  32,  8, 256, 16,16, 32, 8, 128, 0, 0 },
-    { "default", 32, 8, 2, 32,  4096,   64,  64, 4, 4,  32,  8, 256, 16,16, 32, 8, 128, 0, 0 },
-    { "cpu",     32, 4, 2, 32,  4096,   64,  64, 4, 4,  32,  4, 128, 16, 4, 32, 4,  64, 0, 0 },
-    { "small",   16, 4, 2, 16,  1024,   32,  32, 4, 4,  16,  4,  64, 16, 4, 16, 4,  64, 0, 0 },
+    /* row      pack ks unr maxm  xs    bm   bn  tm tn  gvts nr  red  stc sts csn cst att wgs mma mks mmb */
+    { "nvidia",  32, 8, 4, 32,  4096,  128, 128, 8, 8,  32,  8, 256,  8,32, 32, 8, 128, 0, 1,  4, 2 },
+    { "amd",     64, 4, 4, 32,  4096,  128, 128, 8, 8,  64,  4, 256, 16,16, 64, 4, 256, 0, 0,  4, 2 },
+    { "intel",   32, 8, 2, 32,  4096,   64,  64, 4, 4,  32,  8, 256, 16,16, 32, 8, 128, 0, 0,  4, 2 },
+    { "default", 32, 8, 2, 32,  4096,   64,  64, 4, 4,  32,  8, 256, 16,16, 32, 8, 128, 0, 0,  4, 2 },
+    { "cpu",     32, 4, 2, 32,  4096,   64,  64, 4, 4,  32,  4, 128, 16, 4, 32, 4,  64, 0, 0,  2, 2 },
+    { "small",   16, 4, 2, 16,  1024,   32,  32, 4, 4,  16,  4,  64, 16, 4, 16, 4,  64, 0, 0,  2, 1 },
 };
 
 enum { ROW_NVIDIA, ROW_AMD, ROW_INTEL, ROW_DEFAULT, ROW_CPU, ROW_SMALL, N_ROWS };
@@ -67,7 +74,8 @@ static size_t row_wg(const struct ocl_params *p)
     size_t wg = (size_t)(p->bm / p->tm) * (size_t)(p->bn / p->tn);
     size_t cand[] = { (size_t)p->pack_n * (size_t)p->gemv_ks, (size_t)p->gv_ts * (size_t)p->gv_nr,
                       (size_t)p->red_wg, (size_t)p->st_c * (size_t)p->st_s,
-                      (size_t)p->cs_n * (size_t)p->cs_t, (size_t)p->att_wg };
+                      (size_t)p->cs_n * (size_t)p->cs_t, (size_t)p->att_wg,
+                      (size_t)32 * (size_t)p->mma_ks };
     for (size_t i = 0; i < sizeof cand / sizeof cand[0]; i++)
         wg = cand[i] > wg ? cand[i] : wg;
     return wg;
@@ -77,7 +85,10 @@ static size_t row_local(const struct ocl_params *p)
 {
     size_t tiles = (size_t)32 * (size_t)(p->bm + p->bn) * sizeof(float);
     size_t gemv = (size_t)p->gemv_xs * sizeof(float);
-    return tiles > gemv ? tiles : gemv;
+    /* tensor-core GEMV (NVIDIA): partial sums of up to 4 row blocks */
+    size_t mgv = p->mma ? (size_t)p->mma_ks * 32 * 8 * 4 * sizeof(float) : 0;
+    size_t m = tiles > gemv ? tiles : gemv;
+    return m > mgv ? m : mgv;
 }
 
 static int fits(const struct ocl_devdesc *d, const struct ocl_params *p)
@@ -108,6 +119,8 @@ static const char *invalid(const struct ocl_params *p)
     if (p->st_c <= 0 || p->st_s <= 0 || p->cs_n <= 0 || p->cs_t <= 0 || p->att_wg <= 0 ||
         p->att_wgs < 0 || p->mma < 0 || p->mma > 1)
         return "st_c, st_s, cs_n, cs_t, att_wg must be positive, att_wgs >= 0, mma 0 or 1";
+    if (p->mma_ks <= 0 || (p->mma_mb != 1 && p->mma_mb != 2 && p->mma_mb != 4))
+        return "mma_ks must be positive, mma_mb 1, 2 or 4";
     return NULL;
 }
 
@@ -121,7 +134,7 @@ static int apply_overrides(struct ocl_params *p, const char *spec, char *why, si
 #define F(x) { #x, offsetof(struct ocl_params, x) }
         F(pack_n), F(gemv_ks), F(gemv_unroll), F(gemv_max_m), F(gemv_xs), F(bm), F(bn), F(tm),
         F(tn), F(gv_ts), F(gv_nr), F(red_wg), F(st_c), F(st_s), F(cs_n), F(cs_t), F(att_wg),
-        F(att_wgs), F(mma),
+        F(att_wgs), F(mma), F(mma_ks), F(mma_mb),
 #undef F
     };
     char buf[512];

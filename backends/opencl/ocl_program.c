@@ -388,6 +388,10 @@ void ocl_programs_release(struct ocl_dev *d)
         clReleaseKernel(d->k_mma_w4);
     if (d->k_mma_f)
         clReleaseKernel(d->k_mma_f);
+    for (int i = 0; i < 3; i++)
+        if (d->k_mma_gv[i])
+            clReleaseKernel(d->k_mma_gv[i]);
+    memset(d->k_mma_gv, 0, sizeof d->k_mma_gv);
     if (d->mma_prog)
         clReleaseProgram(d->mma_prog);
     d->k_mma_w4 = d->k_mma_f = NULL;
