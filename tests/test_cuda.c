@@ -180,7 +180,7 @@ START_TEST(test_w4_paths)
         { 32, 1024, 264, 32, AWQ_DTYPE_F16, AWQ_DTYPE_F16, 0, 0, 0 },  /* 2 row chunks, G = 32 */
         { 45, 4160, 200, 64, AWQ_DTYPE_F16, AWQ_DTYPE_F32, 1, 0, 0 },  /* 3 row chunks, 65 k-blocks */
         /* the cuBLAS handle dequantizes in 1 MiB column chunks: 3 and 8 of them */
-        { 20, 2048, 700, 64, AWQ_DTYPE_F32, AWQ_DTYPE_F16, 1, 1, 0 },
+        { 20, 2048, 704, 64, AWQ_DTYPE_F32, AWQ_DTYPE_F16, 1, 1, 0 },
         { 3, 4096, 1000, 128, AWQ_DTYPE_F16, AWQ_DTYPE_F32, 1, 0, 0 },
     };
     for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++)
