@@ -26,5 +26,8 @@ int main(void)
     setenv("AWQ_VK_MAX_RANGE", "262144", 1);
     setenv("AWQ_VK_STAGING", "100000", 1);
     setenv("AWQ_PARITY_QUICK", "1", 0);   /* every op, a third of the shapes (parity_vulkan ran them all) */
+    /* One process for all tests, so each pipeline is compiled once: NVIDIA's driver (580) needs
+     * ~29 s for the base variant of gemm_f, which forked tests would each pay again. */
+    setenv("CK_FORK", "no", 0);
     return awq_parity_main();
 }
