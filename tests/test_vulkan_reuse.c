@@ -288,6 +288,30 @@ START_TEST(test_copy_shader)
 }
 END_TEST
 
+/* Malformed tuning variables stop the open with a message naming the entry (never ignored). */
+START_TEST(test_bad_tuning_env)
+{
+    static const char *const cases[][3] = {
+        { "AWQ_VK_SUBMIT", "fd=64,idel=1", "'idel=1'" },
+        { "AWQ_VK_SUBMIT", "spin=-5", "'spin=-5'" },
+        { "AWQ_VK_TUNE", "bm=48", "'bm=48'" },
+        { "AWQ_VK_TUNE", "nosuch=64", "'nosuch=64'" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        setenv(cases[i][0], cases[i][1], 1);
+        awq_context *ctx;
+        ck_assert_int_eq(awq_context_create(NULL, &ctx), 0);
+        awq_device *dev = NULL;
+        int st = awq_device_open(ctx, "vulkan", -1, &dev);
+        const char *msg = awq_context_last_error(ctx);
+        unsetenv(cases[i][0]);
+        ck_assert_msg(st == AWQ_ERR_INVALID_ARGUMENT && !dev, "%s=%s: status %d", cases[i][0], cases[i][1], st);
+        ck_assert_msg(strstr(msg, cases[i][0]) && strstr(msg, cases[i][2]), "message: %s", msg);
+        awq_context_destroy(ctx);
+    }
+}
+END_TEST
+
 int main(void)
 {
     rng = tu_seed();
@@ -312,6 +336,7 @@ int main(void)
     tcase_add_test(tc, test_free_realloc);
     tcase_add_test(tc, test_bounded);
     tcase_add_test(tc, test_copy_shader);
+    tcase_add_test(tc, test_bad_tuning_env);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_VERBOSE);

@@ -478,8 +478,9 @@ static uint32_t pow2_floor(uint32_t v)
 }
 
 /* AWQ_VK_TUNE="bm=64,bn=64,tm=4,..." overrides entries of the vendor table (for tuning runs);
- * unknown keys and malformed values are ignored, sizes are then clamped to the device limits. */
-static void tune_override(struct vk_tune *t, const char *spec)
+ * sizes are then clamped to the device limits. An unknown key or a value that is not a power of
+ * two up to 2^20 is an error naming the entry, never silently ignored. */
+static int tune_override(struct vk_tune *t, const char *spec, struct awq_errbuf *err)
 {
     static const struct {
         const char *key;
@@ -511,21 +512,28 @@ static void tune_override(struct vk_tune *t, const char *spec)
         const char *end = strchr(spec, ',');
         size_t len = end ? (size_t)(end - spec) : strlen(spec);
         const char *eq = memchr(spec, '=', len);
+        int done = 0;
         if (eq) {
             char *stop;
             unsigned long v = strtoul(eq + 1, &stop, 10);
             int pow2 = v && !(v & (v - 1));
             for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
                 if (strlen(keys[i].key) == (size_t)(eq - spec) && !strncmp(spec, keys[i].key, (size_t)(eq - spec)) &&
-                    stop == spec + len && pow2 && v <= (1u << 20))
+                    stop == spec + len && pow2 && v <= (1u << 20)) {
                     *(uint32_t *)((char *)t + keys[i].off) = (uint32_t)v;
+                    done = 1;
+                }
         }
+        if (!done)
+            return awq_err_set(err, AWQ_ERR_INVALID_ARGUMENT, "AWQ_VK_TUNE: '%.*s' is not KEY=VALUE with a "
+                               "known key and a power of two up to 1048576", (int)len, spec);
         spec = end ? end + 1 : NULL;
     }
+    return 0;
 }
 
 /* Limits, memory types, tile sizes. */
-static void choose(struct vk_dev *d)
+static int choose(struct vk_dev *d)
 {
     const struct vk_phys *ph = d->ph;
     const VkPhysicalDeviceLimits *lim = &ph->props.limits;
@@ -550,7 +558,8 @@ static void choose(struct vk_dev *d)
     d->coopmat = d->fast && ph->coopmat_nv && !env_list_has("AWQ_VK_DISABLE", "coopmat");
 
     d->tune = *awq_vk_tune_for(ph->props.vendorID);
-    tune_override(&d->tune, getenv("AWQ_VK_TUNE"));
+    if (tune_override(&d->tune, getenv("AWQ_VK_TUNE"), d->err) < 0)
+        return d->err->code;
     /* shapes the shaders rely on: register tiles in vec4s, a k step that divides every group size */
     struct vk_tune *t = &d->tune;
     t->tm = t->tm < 4 ? 4 : t->tm;
@@ -600,6 +609,7 @@ static void choose(struct vk_dev *d)
         else
             t->attn_dv /= 2;
     }
+    return 0;
 }
 
 static int vk_open(void *state, int index, const awq_context_options *opt, struct awq_errbuf *err,
@@ -617,7 +627,11 @@ static int vk_open(void *state, int index, const awq_context_options *opt, struc
     d->err = err;
     d->cur = -1;
     d->msgs_seen = st->sink.count;
-    choose(d);
+    int bad = choose(d);
+    if (bad < 0) {
+        free(d);
+        return bad;
+    }
 
     float prio = 1.0f;
     VkDeviceQueueCreateInfo qci = {

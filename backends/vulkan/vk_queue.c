@@ -42,9 +42,9 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* AWQ_VK_SUBMIT="fd=128,fb=134217728,ib=1048576,idle=2,spin=2000" (tuning runs; bad entries are
- * ignored) */
-static void submit_policy(struct vk_dev *d)
+/* AWQ_VK_SUBMIT="fd=128,fb=134217728,ib=1048576,idle=2,spin=2000" (tuning runs). An unknown key
+ * or an out-of-range value is an error naming the entry, never silently ignored. */
+static int submit_policy(struct vk_dev *d)
 {
     d->flush_dispatches = FLUSH_DISPATCHES;
     d->flush_bytes = FLUSH_BYTES;
@@ -56,27 +56,35 @@ static void submit_policy(struct vk_dev *d)
         const char *end = strchr(v, ',');
         size_t len = end ? (size_t)(end - v) : strlen(v);
         const char *eq = memchr(v, '=', len);
+        int done = 0;
         if (eq) {
             char *stop;
             unsigned long long x = strtoull(eq + 1, &stop, 10);
             size_t klen = (size_t)(eq - v);
-            if (stop == v + len) {
-                if (klen == 2 && !strncmp(v, "fd", 2) && x > 0 && x < (1u << 30))
-                    d->flush_dispatches = (uint32_t)x;
-                else if (klen == 2 && !strncmp(v, "fb", 2) && x > 0)
-                    d->flush_bytes = x;
-                else if (klen == 2 && !strncmp(v, "ib", 2))
-                    d->idle_bytes = x;
-                else if (klen == 4 && !strncmp(v, "idle", 4) && x <= 2)
-                    d->idle_mode = (int)x;
-                else if (klen == 4 && !strncmp(v, "spin", 4) && x <= 1000000)
-                    d->spin_s = 1e-6 * (double)x;
-            }
+            done = stop == v + len;
+            if (!done)
+                ;
+            else if (klen == 2 && !strncmp(v, "fd", 2) && x > 0 && x < (1u << 30))
+                d->flush_dispatches = (uint32_t)x;
+            else if (klen == 2 && !strncmp(v, "fb", 2) && x > 0)
+                d->flush_bytes = x;
+            else if (klen == 2 && !strncmp(v, "ib", 2))
+                d->idle_bytes = x;
+            else if (klen == 4 && !strncmp(v, "idle", 4) && x <= 2)
+                d->idle_mode = (int)x;
+            else if (klen == 4 && !strncmp(v, "spin", 4) && x <= 1000000)
+                d->spin_s = 1e-6 * (double)x;
+            else
+                done = 0;
         }
+        if (!done)
+            return awq_err_set(d->err, AWQ_ERR_INVALID_ARGUMENT, "AWQ_VK_SUBMIT: '%.*s' is not one of fd=N (1..2^30), "
+                               "fb=N, ib=N, idle=0|1|2, spin=MICROSECONDS (<= 1000000)", (int)len, v);
         v = end ? end + 1 : NULL;
     }
     const char *r = getenv("AWQ_VK_REUSE");
     d->reuse = !(r && !strcmp(r, "0"));
+    return 0;
 }
 
 int awq_vk_queue_init(struct vk_dev *d)
@@ -119,7 +127,7 @@ int awq_vk_queue_init(struct vk_dev *d)
     }
     d->serial_next = 1;
     d->cur = -1;
-    submit_policy(d);
+    VK_TRY(submit_policy(d));
 
     /* the recorded-dispatch cache: its sets are freed one by one when slots are recycled */
     for (int i = 0; i < VK_REC_BUCKETS; i++)
